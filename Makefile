@@ -1,0 +1,49 @@
+# The README's two commands: `make demo` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PLUGIN_DIR := $(CURDIR)/target/release
+export GST_PLUGIN_PATH := $(PLUGIN_DIR)
+# the bundled models are found next to the source tree; onnxruntime from the project venv
+export MSTGANSR_MODEL_DIR := $(CURDIR)/models
+
+.PHONY: setup build demo test test-rust test-python test-meson fixtures fmt lint
+
+setup:
+	bash scripts/setup.sh
+
+build: setup
+	cargo build --release
+
+# Upscale the sample clip x4 with the bundled default model on CPU -> out/tennis-x4.mp4
+demo: build
+	mkdir -p out
+	gst-launch-1.0 -e filesrc location=examples/data/tennis-214x120.mp4 ! decodebin ! videoconvert ! \
+	  queue ! mstgansr scale=4 execution-provider=cpu ! queue ! videoconvert ! \
+	  x264enc speed-preset=medium pass=qual quantizer=18 ! mp4mux ! filesink location=out/tennis-x4.mp4
+	@echo "wrote out/tennis-x4.mp4 (856x480, 30 frames)"
+
+fixtures: setup
+	cd models && ../$(PY) -m mstgan.fixtures
+
+test-rust: setup
+	cargo build --release
+	cargo test --all-targets
+
+test-python: setup
+	cd models && ../$(PY) -m pytest -q tests
+
+test-meson: setup
+	rm -rf builddir
+	meson setup builddir --prefix=$(CURDIR)/builddir/install
+	meson compile -C builddir
+	meson test -C builddir --print-errorlogs
+
+test: test-rust test-python test-meson
+
+fmt:
+	cargo fmt
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings

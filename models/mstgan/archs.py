@@ -1,0 +1,258 @@
+"""MST-GAN networks: pure ``nn.Module``s, no training logic (these are the export targets).
+
+Generator data flow for a window of T LR frames (centre = frame to upscale):
+
+    frames --FeatureExtractor--> per-frame features at 3 pyramid levels (1, 1/2, 1/4)
+    (centre, neighbour) --PyramidFlow--> flow per level, coarse to fine, residual-refined
+    neighbour features --grid_sample(flow per level)--> aligned to the centre (MSFA)
+    aligned features --TemporalFusion--> one feature map (coarse levels merged into fine)
+    --Reconstruction (res blocks, depthwise-separable in the non-critical half)--> pixel shuffle
+    + interpolated skip of the centre frame = base prediction
+    base --DetailRefinement (looks at base vs centre again)--> + texture residual = output
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _lrelu() -> nn.Module:
+    return nn.LeakyReLU(0.1, inplace=True)
+
+
+class ResBlock(nn.Module):
+    """conv-relu-conv with identity skip; ``separable`` uses depthwise 3x3 + pointwise 1x1 convs."""
+
+    def __init__(self, ch: int, separable: bool = False, res_scale: float = 1.0):
+        super().__init__()
+
+        def conv():
+            if separable:
+                return nn.Sequential(nn.Conv2d(ch, ch, 3, 1, 1, groups=ch), nn.Conv2d(ch, ch, 1))
+            return nn.Conv2d(ch, ch, 3, 1, 1)
+
+        self.body = nn.Sequential(conv(), nn.ReLU(inplace=True), conv())
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x) * self.res_scale
+
+
+def flow_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Warp ``x`` [B,C,H,W] by ``flow`` [B,2,H,W] (pixels, x then y) with bilinear GridSample.
+
+    Sampling position of output pixel p is p + flow(p); border padding so edges don't go black.
+    """
+    _, _, h, w = x.shape
+    ys = torch.arange(h, dtype=x.dtype, device=x.device).view(1, h, 1).expand(1, h, w)
+    xs = torch.arange(w, dtype=x.dtype, device=x.device).view(1, 1, w).expand(1, h, w)
+    gx = (xs + flow[:, 0]) * (2.0 / (w - 1)) - 1.0
+    gy = (ys + flow[:, 1]) * (2.0 / (h - 1)) - 1.0
+    grid = torch.stack((gx, gy), dim=3)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def _resize_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _downsample2(x: torch.Tensor) -> torch.Tensor:
+    # ceil so odd sizes (e.g. 45x25) keep every pixel covered
+    return F.avg_pool2d(x, 2, 2, ceil_mode=True)
+
+
+class FeatureExtractor(nn.Module):
+    """Per-frame features at 3 pyramid levels. Kept separate so it can be cached once per frame.
+
+    Args:
+        ch: channels at every level.
+        n_blocks: residual blocks at full LR resolution.
+    """
+
+    def __init__(self, ch: int = 32, n_blocks: int = 1):
+        super().__init__()
+        self.head = nn.Sequential(nn.Conv2d(3, ch, 3, 1, 1), _lrelu())
+        self.body = nn.Sequential(*[ResBlock(ch) for _ in range(n_blocks)])
+        self.down1 = nn.Sequential(nn.Conv2d(ch, ch, 3, 2, 1), _lrelu(), nn.Conv2d(ch, ch, 3, 1, 1), _lrelu())
+        self.down2 = nn.Sequential(nn.Conv2d(ch, ch, 3, 2, 1), _lrelu(), nn.Conv2d(ch, ch, 3, 1, 1), _lrelu())
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        f0 = self.body(self.head(x))
+        f1 = self.down1(f0)
+        f2 = self.down2(f1)
+        return [f0, f1, f2]
+
+
+class FlowLevel(nn.Module):
+    """One pyramid level: predicts a flow residual from (centre, warped neighbour, current flow)."""
+
+    def __init__(self, ch: int = 24):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(8, ch, 3, 1, 1), _lrelu(),
+            nn.Conv2d(ch, ch, 3, 1, 1), _lrelu(),
+            nn.Conv2d(ch, ch, 3, 1, 1), _lrelu(),
+            nn.Conv2d(ch, 2, 3, 1, 1),
+        )  # fmt: skip
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, ref: torch.Tensor, nbr: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        warped = flow_warp(nbr, flow)
+        return flow + self.net(torch.cat((ref, warped, flow), 1))
+
+
+class PyramidFlow(nn.Module):
+    """Light coarse-to-fine optical flow on a 3-level image pyramid (SpyNet-like).
+
+    Returns flows [full, 1/2, 1/4] that map the centre frame onto the neighbour, in pixels of
+    each level.
+    """
+
+    def __init__(self, ch: int = 24, levels: int = 3):
+        super().__init__()
+        self.levels = nn.ModuleList([FlowLevel(ch) for _ in range(levels)])
+
+    def forward(self, ref: torch.Tensor, nbr: torch.Tensor) -> list[torch.Tensor]:
+        refs, nbrs = [ref], [nbr]
+        for _ in range(len(self.levels) - 1):
+            refs.append(_downsample2(refs[-1]))
+            nbrs.append(_downsample2(nbrs[-1]))
+        flows: list[torch.Tensor] = []
+        flow = torch.zeros_like(refs[-1][:, :2])
+        for lvl in range(len(self.levels) - 1, -1, -1):
+            if flows:
+                flow = _resize_like(flow, refs[lvl]) * 2.0
+            flow = self.levels[lvl](refs[lvl], nbrs[lvl], flow)
+            flows.insert(0, flow)
+        return flows
+
+
+class TemporalFusion(nn.Module):
+    """Fuses the T aligned feature maps per level, then merges coarse levels into the fine one."""
+
+    def __init__(self, ch_in: int, ch_out: int, n_frames: int):
+        super().__init__()
+        self.fuse = nn.ModuleList([nn.Conv2d(ch_in * n_frames, ch_out, 1) for _ in range(3)])
+        self.merge2 = nn.Sequential(nn.Conv2d(ch_out, ch_out, 3, 1, 1), _lrelu())
+        self.merge1 = nn.Sequential(nn.Conv2d(2 * ch_out, ch_out, 3, 1, 1), _lrelu())
+        self.merge0 = nn.Sequential(nn.Conv2d(2 * ch_out, ch_out, 3, 1, 1), _lrelu())
+        self.act = _lrelu()
+
+    def forward(self, aligned: list[torch.Tensor]) -> torch.Tensor:
+        g0, g1, g2 = (self.act(f(a)) for f, a in zip(self.fuse, aligned))
+        g2 = self.merge2(g2)
+        g1 = self.merge1(torch.cat((g1, _resize_like(g2, g1)), 1))
+        return self.merge0(torch.cat((g0, _resize_like(g1, g0)), 1))
+
+
+class DetailRefinement(nn.Module):
+    """Re-examines the base prediction against the centre frame and adds back lost texture.
+
+    Works at LR resolution: the HR base is folded with pixel-unshuffle so its residual against
+    the (interpolated) centre is seen next to the fused features, at 1/s^2 of the HR cost.
+    """
+
+    def __init__(self, ch: int, scale: int, n_blocks: int = 2):
+        super().__init__()
+        self.scale = scale
+        self.inp = nn.Sequential(nn.Conv2d(ch + 3 * scale * scale, ch, 1), _lrelu())
+        self.body = nn.Sequential(*[ResBlock(ch, separable=True) for _ in range(n_blocks)])
+        self.out = nn.Conv2d(ch, 3 * scale * scale, 3, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, feat: torch.Tensor, base: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        residual = F.pixel_unshuffle(base - skip, self.scale)
+        x = self.body(self.inp(torch.cat((feat, residual), 1)))
+        return base + F.pixel_shuffle(self.out(x), self.scale)
+
+
+class MSTGenerator(nn.Module):
+    """MST-GAN generator: window of T LR frames -> centre frame at x``scale``.
+
+    Args:
+        scale: 2, 3 or 4.
+        n_frames: window length T (odd).
+        feat_ch: channels of the per-frame features.
+        ch: channels of fusion / reconstruction.
+        n_blocks: reconstruction residual blocks; the second half are depthwise-separable.
+        flow_ch: channels of each flow pyramid level.
+    Input ``[N, T, 3, H, W]`` RGB in [0, 1]; output ``[N, 3, s*H, s*W]``.
+    """
+
+    def __init__(self, scale: int = 4, n_frames: int = 5, feat_ch: int = 32, ch: int = 48,
+                 n_blocks: int = 10, flow_ch: int = 24, refine_blocks: int = 2):  # fmt: skip
+        super().__init__()
+        assert n_frames % 2 == 1, "window must be odd so the centre frame is defined"
+        self.scale, self.n_frames = scale, n_frames
+        self.extractor = FeatureExtractor(feat_ch)
+        self.flow = PyramidFlow(flow_ch)
+        self.fusion = TemporalFusion(feat_ch, ch, n_frames)
+        n_full = (n_blocks + 1) // 2
+        self.recon = nn.Sequential(
+            *[ResBlock(ch) for _ in range(n_full)],
+            *[ResBlock(ch, separable=True) for _ in range(n_blocks - n_full)],
+        )
+        self.upsample = nn.Sequential(
+            nn.Conv2d(ch, ch, 3, 1, 1), _lrelu(), nn.Conv2d(ch, 3 * scale * scale, 3, 1, 1)
+        )
+        self.refine = DetailRefinement(ch, scale, refine_blocks)
+
+    def align(self, x: torch.Tensor):
+        """Returns (aligned features per level, flows) where flows is [N, T-1, 2, H, W] at full LR res."""
+        n, t, c, h, w = x.shape
+        frames = x.reshape(n * t, c, h, w)
+        feats = [f.reshape(n, t, *f.shape[1:]) for f in self.extractor(frames)]
+        mid = t // 2
+        ref = x[:, mid]
+        nbr_idx = [i for i in range(t) if i != mid]
+        refs = ref.unsqueeze(1).expand(n, t - 1, c, h, w).reshape(-1, c, h, w)
+        nbrs = x[:, nbr_idx].reshape(-1, c, h, w)
+        flows = self.flow(refs, nbrs)
+        aligned = []
+        for lvl, feat in enumerate(feats):
+            f_nbr = feat[:, nbr_idx].reshape(n * (t - 1), *feat.shape[2:])
+            warped = flow_warp(f_nbr, flows[lvl]).reshape(n, t - 1, *feat.shape[2:])
+            parts = [warped[:, :mid], feat[:, mid : mid + 1], warped[:, mid:]]
+            aligned.append(torch.cat(parts, 1).flatten(1, 2))
+        return aligned, flows[0].reshape(n, t - 1, 2, h, w)
+
+    def forward(self, x: torch.Tensor, return_flow: bool = False):
+        aligned, flow = self.align(x)
+        feat = self.fusion(aligned)
+        feat = self.recon(feat) + feat
+        centre = x[:, self.n_frames // 2]
+        skip = F.interpolate(centre, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        base = F.pixel_shuffle(self.upsample(feat), self.scale) + skip
+        out = self.refine(feat, base, skip)
+        return (out, flow) if return_flow else out
+
+
+class TemporalDiscriminator(nn.Module):
+    """Judges a short sequence of K consecutive HR frames stacked on channels (not single frames).
+
+    Args:
+        n_frames: K frames per sequence.
+        ch: base channels.
+    Input ``[N, K, 3, H, W]``; output patch logits ``[N, 1, H/16, W/16]``.
+    """
+
+    def __init__(self, n_frames: int = 3, ch: int = 32):
+        super().__init__()
+        sn = nn.utils.spectral_norm
+
+        def block(ci, co, stride):
+            return [sn(nn.Conv2d(ci, co, 4 if stride == 2 else 3, stride, 1)), nn.LeakyReLU(0.2, True)]
+
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(3 * n_frames, ch, 3, 1, 1)), nn.LeakyReLU(0.2, True),
+            *block(ch, ch, 2), *block(ch, 2 * ch, 2), *block(2 * ch, 4 * ch, 2), *block(4 * ch, 4 * ch, 2),
+            *block(4 * ch, 4 * ch, 1),
+            sn(nn.Conv2d(4 * ch, 1, 3, 1, 1)),
+        )  # fmt: skip
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        return self.net(seq.flatten(1, 2))

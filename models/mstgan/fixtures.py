@@ -1,0 +1,93 @@
+"""Tiny untrained generators that follow the model contract, and golden outputs, for the
+element's tests. Deterministic (seeded); each file is a few tens of kB.
+
+    python -m mstgan.fixtures --out fixtures
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .archs import MSTGenerator
+from .export import export_onnx
+
+FIXTURES = [(2, 5), (3, 5), (4, 5), (4, 3)]  # (scale, window)
+
+
+def tiny_generator(scale: int, window: int, seed: int = 1234) -> MSTGenerator:
+    torch.manual_seed(seed)
+    g = MSTGenerator(scale, window, feat_ch=4, ch=8, n_blocks=2, flow_ch=4, refine_blocks=1)
+    with torch.no_grad():
+        for p in g.parameters():
+            if p.abs().sum() == 0:  # zero-initialised heads: give them weight so every input matters
+                p.normal_(0, 0.05)
+    return g.eval()
+
+
+class BilinearUpscale(torch.nn.Module):
+    """Upscales the centre frame bilinearly and ignores the neighbours: exact on flat colour,
+    so the element's colour conversion can be checked through a real model run."""
+
+    def __init__(self, scale: int, window: int):
+        super().__init__()
+        self.scale, self.n_frames = scale, window
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centre = x[:, self.n_frames // 2]
+        return torch.nn.functional.interpolate(centre, scale_factor=self.scale, mode="bilinear", align_corners=False)
+
+
+def golden_frames(n: int, w: int, h: int, seed: int = 7) -> np.ndarray:
+    """n smooth, moving RGB frames [n, h, w, 3] uint8."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    frames = []
+    phases = rng.uniform(0, 2 * np.pi, size=3)
+    for t in range(n):
+        ch = [127.5 + 110 * np.sin(0.35 * xx + 0.21 * yy + 0.6 * t + phases[c] + c) for c in range(3)]
+        frames.append(np.stack(ch, -1))
+    return np.clip(np.round(np.stack(frames)), 0, 255).astype(np.uint8)
+
+
+def run_reference(onnx_path: Path, frames: np.ndarray, window: int) -> np.ndarray:
+    """onnxruntime output for every frame with edge-replicated windows: [n, 3, sH, sW] float32."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    x = frames.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    n, r = len(x), window // 2
+    outs = []
+    for t in range(n):
+        idx = np.clip(np.arange(t - r, t + r + 1), 0, n - 1)
+        outs.append(sess.run(None, {"frames": x[idx][None]})[0][0])
+    return np.stack(outs).astype(np.float32)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "fixtures"))
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for scale, window in FIXTURES:
+        name = f"fixture-x{scale}-t{window}"
+        path = export_onnx(tiny_generator(scale, window), out / f"{name}.onnx", "fp32", 0, {"variant": "fixture"})
+        frames = golden_frames(7, 23, 17)
+        ref = run_reference(path, frames, window)
+        frames.tofile(out / f"golden-{name}.in.rgb")
+        ref.astype("<f4").tofile(out / f"golden-{name}.out.f32")
+        meta = {"frames": len(frames), "width": 23, "height": 17, "scale": scale, "window": window}
+        (out / f"golden-{name}.json").write_text(json.dumps(meta) + "\n")
+        print(f"wrote {path} ({path.stat().st_size} bytes) and its golden files")
+    path = export_onnx(BilinearUpscale(2, 3), out / "fixture-x2-t3-bilinear.onnx", "fp32", 0, {"variant": "fixture"})
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

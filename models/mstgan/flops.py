@@ -1,0 +1,35 @@
+"""Parameter and multiply-accumulate counts of a generator (conv and linear layers, which
+dominate; elementwise ops, interpolation and grid sampling are left out and said so)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def count_macs(model: nn.Module, x: torch.Tensor) -> int:
+    macs = 0
+
+    def hook(mod, inp, out):
+        nonlocal macs
+        if isinstance(mod, nn.Conv2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
+            macs += out.numel() * k
+        elif isinstance(mod, nn.Linear):
+            macs += out.numel() * mod.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return macs
+
+
+def flops_per_lr_pixel(model: nn.Module, n_frames: int, h: int = 64, w: int = 64) -> float:
+    """FLOPs (2 x MACs) per LR pixel of one output frame."""
+    return 2 * count_macs(model, torch.rand(1, n_frames, 3, h, w)) / (h * w)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

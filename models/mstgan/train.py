@@ -1,0 +1,334 @@
+"""Two-stage MST-GAN training: resumable, seeded, CPU or CUDA, CSV log.
+
+Stage 1 (``stage: 1``): generator alone, Charbonnier + LPIPS-VGG + flow regularisation.
+Stage 2 (``stage: 2``): + temporal discriminator (hinge, instance noise annealed), temporal loss
+ramped in, flow consistency between neighbouring windows. Initialised from a stage-1 checkpoint.
+
+    python -m mstgan.train --opt options/x4_stage1.json [--max-minutes 60] [--resume auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import data as D
+from .archs import MSTGenerator, TemporalDiscriminator
+from .losses import CharbonnierLoss, FlowRegularisation, GANLoss, PerceptualLoss, TemporalLoss, flow_consistency
+from .lpips import LPIPS
+from .metrics import psnr_y
+
+DEFAULTS = {
+    "name": "x4_stage1", "stage": 1, "scale": 4, "seed": 0,
+    "arch": {"n_frames": 5, "feat_ch": 32, "ch": 48, "n_blocks": 10, "flow_ch": 24, "refine_blocks": 2},
+    "batch": 16, "lr_patch": 32, "total_steps": 100000, "warmup_steps": 200,
+    "lr_g": 6e-4, "lr_d": 2e-4, "lr_min": 1e-5, "ema_decay": 0.999,
+    "w_pixel": 1.0, "w_perceptual": 0.02, "perceptual_items": 4, "perceptual_every": 1, "w_flow_photo": 0.1, "w_flow_smooth": 0.01,
+    "w_temporal": 0.5, "temporal_ramp_steps": 2000, "w_flow_consistency": 0.01, "w_adv": 5e-3,
+    "n_out": 3, "instance_noise": 0.1, "instance_noise_steps": 5000,
+    "val_every": 500, "log_every": 50, "ckpt_every": 500, "select_by": "psnr",
+    "init_from": None, "val_hr_crop": 192, "val_per_seq": 3,
+    "divergence_db": 3.0, "divergence_patience": 3,
+}  # fmt: skip
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def load_options(path: str | None, overrides: dict | None = None) -> dict:
+    opt = json.loads(json.dumps(DEFAULTS))
+    if path:
+        user = json.loads(Path(path).read_text())
+        arch = {**opt["arch"], **user.pop("arch", {})}
+        opt.update(user)
+        opt["arch"] = arch
+    for k, v in (overrides or {}).items():
+        opt[k] = v
+    return opt
+
+
+def build_generator(opt: dict) -> MSTGenerator:
+    return MSTGenerator(scale=opt["scale"], **opt["arch"])
+
+
+def lr_at(step: int, opt: dict, base: float) -> float:
+    if step < opt["warmup_steps"]:
+        return base * (step + 1) / opt["warmup_steps"]
+    p = min(1.0, (step - opt["warmup_steps"]) / max(1, opt["total_steps"] - opt["warmup_steps"]))
+    return opt["lr_min"] + 0.5 * (base - opt["lr_min"]) * (1 + math.cos(math.pi * p))
+
+
+class Trainer:
+    def __init__(self, opt: dict, out_dir: Path, device: str = "cpu", train_root: Path | None = None,
+                 sequences: list[str] | None = None, cache_dir: Path | None = None):  # fmt: skip
+        self.opt, self.out_dir, self.device = opt, Path(out_dir), torch.device(device)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        seed = opt["seed"]
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
+        s, t = opt["scale"], opt["arch"]["n_frames"]
+        root = Path(train_root or D.default_train_root())
+        names = sequences or D.list_sequences(root)
+        train_names = [n for n in names if n not in D.VAL_SEQUENCES]
+        val_names = [n for n in names if n in D.VAL_SEQUENCES] or names[:1]
+        cache = cache_dir or (Path(__file__).resolve().parents[1] / ".cache" / "frames")
+        self.stage2 = opt["stage"] == 2
+        n_out = opt["n_out"] if self.stage2 else 1
+        self.sampler = D.ClipSampler(D.build_sequences(root, train_names, s, jitter=True, cache_dir=cache),
+                                     s, t + n_out - 1, n_out, opt["lr_patch"], seed)  # fmt: skip
+        self.val = D.validation_windows(D.build_sequences(root, val_names, s, jitter=False, cache_dir=cache),
+                                        t, s, opt["val_hr_crop"], opt["val_per_seq"])  # fmt: skip
+        self.G = build_generator(opt).to(self.device)
+        self.ema = build_generator(opt).to(self.device).requires_grad_(False)
+        self.ema.load_state_dict(self.G.state_dict())
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=opt["lr_g"], betas=(0.9, 0.99))
+        self.pixel = CharbonnierLoss(opt["w_pixel"])
+        self.perceptual = PerceptualLoss(opt["w_perceptual"], "vgg", opt["perceptual_items"]).to(self.device)
+        self.flow_reg = FlowRegularisation(opt["w_flow_photo"], opt["w_flow_smooth"])
+        self.val_lpips = LPIPS("alex").to(self.device)
+        if self.stage2:
+            self.D = TemporalDiscriminator(n_out).to(self.device)
+            self.opt_d = torch.optim.Adam(self.D.parameters(), lr=opt["lr_d"], betas=(0.9, 0.99))
+            self.temporal = TemporalLoss(opt["w_temporal"])
+            self.gan = GANLoss(opt["w_adv"])
+        self.step = 0
+        self.best = {"psnr": -1.0, "lpips": 9.0, "step": -1}
+        self.bad_evals = 0
+        self.log_path = self.out_dir / "log.csv"
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def state(self) -> dict:
+        st = {
+            "options": self.opt, "step": self.step, "best": self.best, "bad_evals": self.bad_evals,
+            "G": self.G.state_dict(), "ema": self.ema.state_dict(), "opt_g": self.opt_g.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": self.sampler.rng.bit_generator.state,
+                    "python": random.getstate()},
+        }  # fmt: skip
+        if self.stage2:
+            st["D"] = self.D.state_dict()
+            st["opt_d"] = self.opt_d.state_dict()
+        return st
+
+    def save(self, name: str = "last.pt") -> Path:
+        path = self.out_dir / name
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load(self, path: Path) -> None:
+        st = torch.load(path, map_location=self.device, weights_only=False)
+        self.G.load_state_dict(st["G"])
+        self.ema.load_state_dict(st["ema"])
+        self.opt_g.load_state_dict(st["opt_g"])
+        self.step, self.best, self.bad_evals = st["step"], st["best"], st.get("bad_evals", 0)
+        torch.set_rng_state(st["rng"]["torch"])
+        self.sampler.rng.bit_generator.state = st["rng"]["numpy"]
+        random.setstate(st["rng"]["python"])
+        if self.stage2 and "D" in st:
+            self.D.load_state_dict(st["D"])
+            self.opt_d.load_state_dict(st["opt_d"])
+
+    def init_generator(self, path: Path) -> None:
+        """Stage 2 starts from a stage-1 checkpoint's EMA generator."""
+        st = torch.load(path, map_location=self.device, weights_only=False)
+        self.G.load_state_dict(st["ema"])
+        self.ema.load_state_dict(st["ema"])
+
+    # ---- training ----------------------------------------------------------------------------
+    def _set_lr(self) -> float:
+        lr = lr_at(self.step, self.opt, self.opt["lr_g"])
+        for g in self.opt_g.param_groups:
+            g["lr"] = lr
+        if self.stage2:
+            for g in self.opt_d.param_groups:
+                g["lr"] = lr_at(self.step, self.opt, self.opt["lr_d"])
+        return lr
+
+    def train_step(self) -> dict:
+        opt = self.opt
+        lr_in, hr = self.sampler.sample(opt["batch"])
+        lr_in, hr = lr_in.to(self.device), hr.to(self.device)
+        t = opt["arch"]["n_frames"]
+        logs = {"lr": self._set_lr()}
+        # LPIPS-VGG dominates a CPU step: optionally apply it every k-th step with k times the weight
+        every = max(1, opt["perceptual_every"])
+        use_perc = self.step % every == 0
+        if not self.stage2:
+            sr, flow = self.G(lr_in, return_flow=True)
+            losses = {
+                "pixel": self.pixel(sr, hr[:, 0]),
+                "perceptual": every * self.perceptual(sr, hr[:, 0]) if use_perc else sr.new_zeros(()),
+                "flow": self.flow_reg(flow, lr_in),
+            }
+        else:
+            k = hr.shape[1]
+            windows = torch.stack([lr_in[:, i : i + t] for i in range(k)], 1).flatten(0, 1)
+            sr, flow = self.G(windows, return_flow=True)
+            sr = sr.view(-1, k, *sr.shape[1:])
+            flow = flow.view(-1, k, *flow.shape[1:])
+            mid = t // 2
+            ramp = min(1.0, self.step / max(1, opt["temporal_ramp_steps"]))
+            noise = opt["instance_noise"] * max(0.0, 1 - self.step / max(1, opt["instance_noise_steps"]))
+            losses = {
+                "pixel": self.pixel(sr, hr),
+                "perceptual": every * self.perceptual(sr.flatten(0, 1), hr.flatten(0, 1)) if use_perc else sr.new_zeros(()),
+                "flow": self.flow_reg(flow.flatten(0, 1), windows),
+                "temporal": ramp * self.temporal(sr, hr),
+                # window i's flow to frame i+mid+1 vs window i+1's flow back to frame i+mid
+                "flow_consistency": sum(flow_consistency(flow[:, i, mid], flow[:, i + 1, mid - 1], opt["w_flow_consistency"])
+                                        for i in range(k - 1)),
+            }  # fmt: skip
+            self.D.requires_grad_(False)
+            fake_logits = self.D(sr + noise * torch.randn_like(sr))
+            losses["adversarial"] = self.gan.generator(fake_logits)
+        total = sum(losses.values())
+        if not torch.isfinite(total):
+            raise TrainingDiverged(f"step {self.step}: non-finite generator loss {total.item()}")
+        self.opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.G.parameters(), 1.0)
+        self.opt_g.step()
+        if self.stage2:
+            self.D.requires_grad_(True)
+            real = hr + noise * torch.randn_like(hr)
+            fake = sr.detach() + noise * torch.randn_like(sr)
+            d_loss = GANLoss.discriminator(self.D(real), self.D(fake))
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+            logs["d_loss"] = d_loss.item()
+        with torch.no_grad():
+            d = self.opt["ema_decay"] if self.step > self.opt["warmup_steps"] else 0.0
+            for pe, pg in zip(self.ema.parameters(), self.G.parameters()):
+                pe.mul_(d).add_(pg.detach(), alpha=1 - d)
+            for be, bg in zip(self.ema.buffers(), self.G.buffers()):
+                be.copy_(bg)
+        logs.update({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in losses.items()})
+        logs["total"] = float(total.detach())
+        self.step += 1
+        return logs
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        self.ema.eval()
+        psnrs, lps = [], []
+        for lr_in, hr in self.val:
+            sr = self.ema(lr_in.to(self.device)).clamp(0, 1)
+            a = (sr[0].permute(1, 2, 0).cpu().numpy() * 255).round()
+            b = (hr[0].permute(1, 2, 0).numpy() * 255).round()
+            psnrs.append(psnr_y(a, b))
+            lps.append(float(self.val_lpips(sr, hr.to(self.device)).mean()))
+        return {"val_psnr": float(np.mean(psnrs)), "val_lpips": float(np.mean(lps))}
+
+    def check_and_select(self, val: dict) -> None:
+        improved = (val["val_psnr"] > self.best["psnr"]) if self.opt["select_by"] == "psnr" else (val["val_lpips"] < self.best["lpips"])
+        if improved:
+            self.best = {"psnr": val["val_psnr"], "lpips": val["val_lpips"], "step": self.step}
+            self.save("best.pt")
+        if val["val_psnr"] < self.best["psnr"] - self.opt["divergence_db"]:
+            self.bad_evals += 1
+            if self.bad_evals >= self.opt["divergence_patience"]:
+                raise TrainingDiverged(
+                    f"step {self.step}: validation PSNR {val['val_psnr']:.2f} dB is more than "
+                    f"{self.opt['divergence_db']} dB below the best ({self.best['psnr']:.2f} at step "
+                    f"{self.best['step']}) for {self.bad_evals} evaluations: collapse/divergence; best.pt is kept"
+                )
+        else:
+            self.bad_evals = 0
+
+    def _log(self, row: dict) -> None:
+        fields = ["step", "wall_s", "lr", "total", "pixel", "perceptual", "flow", "temporal", "flow_consistency",
+                  "adversarial", "d_loss", "val_psnr", "val_lpips", "event"]  # fmt: skip
+        new = not self.log_path.exists()
+        with self.log_path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    def fit(self, max_minutes: float | None = None, max_steps: int | None = None) -> dict:
+        opt = self.opt
+        start = time.time()
+        end_step = min(opt["total_steps"], max_steps) if max_steps else opt["total_steps"]
+        acc: dict[str, list[float]] = {}
+        while self.step < end_step:
+            logs = self.train_step()
+            for k, v in logs.items():
+                acc.setdefault(k, []).append(v)
+            out_of_time = max_minutes is not None and (time.time() - start) > max_minutes * 60
+            row = None
+            if self.step % opt["log_every"] == 0:
+                row = {k: float(np.mean(v)) for k, v in acc.items()}
+                acc = {}
+            if self.step % opt["val_every"] == 0 or self.step == end_step or out_of_time:
+                val = self.validate()
+                row = {**(row or {}), **val}
+                print(f"[{opt['name']}] step {self.step} val PSNR-Y {val['val_psnr']:.3f} LPIPS {val['val_lpips']:.4f} "
+                      f"({time.time() - start:.0f}s)", flush=True)  # fmt: skip
+                try:
+                    self.check_and_select(val)
+                except TrainingDiverged as e:
+                    self._log({"step": self.step, "wall_s": time.time() - start, **val, "event": "diverged"})
+                    self.save()
+                    raise e
+            if row is not None:
+                self._log({"step": self.step, "wall_s": round(time.time() - start, 1), **row})
+            if self.step % opt["ckpt_every"] == 0 or out_of_time:
+                self.save()
+            if out_of_time:
+                break
+        self.save()
+        return self.best
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--opt", required=True, help="options JSON (keys override DEFAULTS)")
+    ap.add_argument("--out", help="run folder (default models/runs/<name>)")
+    ap.add_argument("--resume", default="auto", help="'auto' (out/last.pt if present), 'none', or a checkpoint path")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this much wall time")
+    ap.add_argument("--max-steps", type=int)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--set", nargs="*", default=[], help="key=value overrides (JSON values)")
+    args = ap.parse_args(argv)
+    overrides = {}
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        overrides[k] = json.loads(v)
+    opt = load_options(args.opt, overrides)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out or Path(__file__).resolve().parents[1] / "runs" / opt["name"])
+    trainer = Trainer(opt, out, args.device)
+    resume = out / "last.pt" if args.resume == "auto" else (None if args.resume == "none" else Path(args.resume))
+    if resume and resume.exists():
+        trainer.load(resume)
+        print(f"resumed from {resume} at step {trainer.step}", flush=True)
+    elif opt.get("init_from"):
+        trainer.init_generator(Path(opt["init_from"]))
+        print(f"initialised generator from {opt['init_from']}", flush=True)
+    try:
+        best = trainer.fit(args.max_minutes, args.max_steps)
+    except TrainingDiverged as e:
+        print(f"error: training diverged: {e}", file=sys.stderr)
+        return 3
+    print(json.dumps({"step": trainer.step, "best": best}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

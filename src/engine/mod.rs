@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! The inference engine: one onnxruntime session running the MST-GAN generator. No GStreamer
+//! types; the element owns one [`Engine`] per running instance.
+//!
+//! Model contract: input float32 `[N, T, 3, H, W]` (RGB in [0, 1], T consecutive frames, the one
+//! to upscale in the middle), output float32 `[N, 3, s*H, s*W]`; `metadata_props` carry `scale`,
+//! `window`, `precision` and `version`.
+
+mod gpu;
+mod runtime;
+
+use std::path::{Path, PathBuf};
+
+use ort::ep::{self, ExecutionProvider as _};
+use ort::session::Session;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::value::TensorRef;
+
+pub use gpu::cuda_devices;
+pub use runtime::find_library;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Provider {
+    /// Best available: TensorRT, then CUDA, then CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+    TensorRt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    Auto,
+    Fp32,
+    Fp16,
+    Int8,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Auto => "auto",
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "onnxruntime could not be loaded ({0}). Install it with `pip install onnxruntime` (or onnxruntime-gpu) \
+         or set ORT_DYLIB_PATH to the absolute path of libonnxruntime.so.<version>"
+    )]
+    RuntimeMissing(String),
+    #[error("model file {0} does not exist: set model-location to an MST-GAN .onnx file")]
+    ModelMissing(PathBuf),
+    #[error("model {path} could not be loaded: {reason}. Is it a valid MST-GAN ONNX export?")]
+    ModelInvalid { path: PathBuf, reason: String },
+    #[error("model {path} does not follow the MST-GAN contract: {reason}")]
+    Contract { path: PathBuf, reason: String },
+    #[error(
+        "model {path} upscales by {model}x but scale={requested}: set scale={model} or load a x{requested} model"
+    )]
+    ScaleMismatch {
+        path: PathBuf,
+        model: u32,
+        requested: u32,
+    },
+    #[error(
+        "model {path} is {model} but precision={requested} was asked for: pick a {requested} model or precision=auto"
+    )]
+    PrecisionMismatch {
+        path: PathBuf,
+        model: String,
+        requested: String,
+    },
+    #[error("execution provider {provider} is not available: {reason}")]
+    ProviderUnavailable {
+        provider: &'static str,
+        reason: String,
+    },
+    #[error("{0}")]
+    Config(String),
+    #[error("inference on a {height}x{width} window of {frames} frames failed: {reason}")]
+    Inference {
+        frames: usize,
+        width: usize,
+        height: usize,
+        reason: String,
+    },
+}
+
+/// Everything needed to build an [`Engine`].
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub model_path: PathBuf,
+    pub scale: u32,
+    pub provider: Provider,
+    pub device_id: i32,
+    pub precision: Precision,
+    /// TensorRT engine and timing cache folder; `None` disables caching.
+    pub engine_cache_dir: Option<PathBuf>,
+    /// onnxruntime intra-op threads; 0 = onnxruntime's default (one per core).
+    pub threads: usize,
+}
+
+impl EngineConfig {
+    #[must_use]
+    pub fn new(model_path: impl Into<PathBuf>, scale: u32) -> Self {
+        Self {
+            model_path: model_path.into(),
+            scale,
+            provider: Provider::Auto,
+            device_id: 0,
+            precision: Precision::Auto,
+            engine_cache_dir: None,
+            threads: 0,
+        }
+    }
+
+    #[must_use]
+    pub fn with_provider(mut self, provider: Provider) -> Self {
+        self.provider = provider;
+        self
+    }
+
+    #[must_use]
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+}
+
+/// What the model file says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub scale: u32,
+    pub window: usize,
+    pub precision: String,
+    pub version: String,
+}
+
+/// Providers that `auto` tried and could not use, with the reason.
+pub type SkippedProviders = Vec<(&'static str, String)>;
+
+pub struct Engine {
+    session: Session,
+    info: ModelInfo,
+    active_provider: &'static str,
+    pub skipped_providers: SkippedProviders,
+    input_name: String,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("info", &self.info)
+            .field("active_provider", &self.active_provider)
+            .finish()
+    }
+}
+
+fn ort_err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Engine {
+    pub fn new(cfg: &EngineConfig) -> Result<Self, EngineError> {
+        if ![2, 3, 4].contains(&cfg.scale) {
+            return Err(EngineError::Config(format!(
+                "scale must be 2, 3 or 4, not {}",
+                cfg.scale
+            )));
+        }
+        if !cfg.model_path.is_file() {
+            return Err(EngineError::ModelMissing(cfg.model_path.clone()));
+        }
+        if cfg.precision == Precision::Fp16 && !matches!(cfg.provider, Provider::TensorRt) {
+            return Err(EngineError::Config(
+                "precision=fp16 runs the FP32 model with TensorRT's FP16 kernels and needs \
+                 execution-provider=tensorrt; use precision=fp32 or int8 elsewhere"
+                    .into(),
+            ));
+        }
+        let (env, _) = runtime::environment()?;
+        let mut builder = Session::builder(env).map_err(|e| EngineError::Config(ort_err(e)))?;
+        builder = builder
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| EngineError::Config(ort_err(e)))?;
+        if cfg.threads > 0 {
+            builder = builder
+                .with_intra_threads(cfg.threads)
+                .map_err(|e| EngineError::Config(ort_err(e)))?;
+        }
+        let (active_provider, skipped) = register_providers(&mut builder, cfg)?;
+        let session =
+            builder
+                .commit_from_file(&cfg.model_path)
+                .map_err(|e| EngineError::ModelInvalid {
+                    path: cfg.model_path.clone(),
+                    reason: ort_err(e),
+                })?;
+        let info = read_info(&session, &cfg.model_path)?;
+        if info.scale != cfg.scale {
+            return Err(EngineError::ScaleMismatch {
+                path: cfg.model_path.clone(),
+                model: info.scale,
+                requested: cfg.scale,
+            });
+        }
+        let wanted = match cfg.precision {
+            Precision::Fp32 | Precision::Fp16 => Some("fp32"),
+            Precision::Int8 => Some("int8"),
+            Precision::Auto => None,
+        };
+        if let Some(w) = wanted
+            && info.precision != w
+        {
+            return Err(EngineError::PrecisionMismatch {
+                path: cfg.model_path.clone(),
+                model: info.precision.clone(),
+                requested: cfg.precision.as_str().into(),
+            });
+        }
+        let input_name = session.inputs()[0].name().to_string();
+        Ok(Self {
+            session,
+            info,
+            active_provider,
+            skipped_providers: skipped,
+            input_name,
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The provider that registered (what actually runs the model).
+    pub fn active_provider(&self) -> &'static str {
+        self.active_provider
+    }
+
+    /// Runs one window: `frames` is `[T, 3, H, W]` planar RGB (len T*3*H*W); writes
+    /// `[3, s*H, s*W]` into `out`.
+    pub fn run(
+        &mut self,
+        frames: &[f32],
+        width: usize,
+        height: usize,
+        out: &mut [f32],
+    ) -> Result<(), EngineError> {
+        let t = self.info.window;
+        let s = self.info.scale as usize;
+        let fail = |reason: String| EngineError::Inference {
+            frames: t,
+            width,
+            height,
+            reason,
+        };
+        if frames.len() != t * 3 * width * height {
+            return Err(fail(format!(
+                "expected {} input values, got {}",
+                t * 3 * width * height,
+                frames.len()
+            )));
+        }
+        let input = TensorRef::from_array_view(([1usize, t, 3, height, width], frames))
+            .map_err(|e| fail(ort_err(e)))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => input])
+            .map_err(|e| fail(ort_err(e)))?;
+        let (shape, data) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| fail(ort_err(e)))?;
+        let expect = [1i64, 3, (height * s) as i64, (width * s) as i64];
+        if shape.as_ref() != expect {
+            return Err(fail(format!(
+                "model returned shape {shape:?}, expected {expect:?}"
+            )));
+        }
+        out[..data.len()].copy_from_slice(data);
+        Ok(())
+    }
+}
+
+fn read_info(session: &Session, path: &Path) -> Result<ModelInfo, EngineError> {
+    let contract = |reason: String| EngineError::Contract {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = session.metadata().map_err(|e| contract(ort_err(e)))?;
+    let get = |key: &str| {
+        meta.custom(key)
+            .ok_or_else(|| contract(format!("metadata_props has no `{key}`")))
+    };
+    let scale: u32 = get("scale")?
+        .parse()
+        .map_err(|_| contract("metadata `scale` is not an integer".into()))?;
+    let window: usize = get("window")?
+        .parse()
+        .map_err(|_| contract("metadata `window` is not an integer".into()))?;
+    if window.is_multiple_of(2) {
+        return Err(contract(format!("window {window} must be odd")));
+    }
+    let precision = get("precision")?;
+    let version = get("version")?;
+    if session.inputs().len() != 1 || session.outputs().is_empty() {
+        return Err(contract("expected exactly one input and one output".into()));
+    }
+    Ok(ModelInfo {
+        scale,
+        window,
+        precision,
+        version,
+    })
+}
+
+fn register_providers(
+    builder: &mut SessionBuilder,
+    cfg: &EngineConfig,
+) -> Result<(&'static str, SkippedProviders), EngineError> {
+    let mut skipped = Vec::new();
+    let try_gpu = |name: &'static str| -> Result<(), String> {
+        let n = gpu::cuda_devices()?;
+        if cfg.device_id < 0 || cfg.device_id as usize >= n {
+            return Err(format!(
+                "device-id {} does not exist ({n} GPU(s) found)",
+                cfg.device_id
+            ));
+        }
+        let _ = name;
+        Ok(())
+    };
+    let trt = || {
+        let mut t = ep::TensorRT::default()
+            .with_device_id(cfg.device_id)
+            .with_fp16(matches!(cfg.precision, Precision::Fp16 | Precision::Auto))
+            .with_int8(cfg.precision == Precision::Int8);
+        if let Some(dir) = &cfg.engine_cache_dir {
+            let d = dir.display().to_string();
+            t = t
+                .with_engine_cache(true)
+                .with_engine_cache_path(&d)
+                .with_timing_cache(true)
+                .with_timing_cache_path(&d);
+        }
+        t
+    };
+    let cuda = || ep::CUDA::default().with_device_id(cfg.device_id);
+    let attempt =
+        |name: &'static str, builder: &mut SessionBuilder, tensorrt: bool| -> Result<(), String> {
+            try_gpu(name)?;
+            if let Some(dir) = &cfg.engine_cache_dir
+                && tensorrt
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("engine-cache-dir {}: {e}", dir.display()))?;
+            }
+            let res = if tensorrt {
+                trt().register(builder)
+            } else {
+                cuda().register(builder)
+            };
+            res.map_err(|e| {
+                format!(
+                    "{e} (this onnxruntime has no {name} support: install onnxruntime-gpu{})",
+                    if tensorrt { " and TensorRT 10" } else { "" }
+                )
+            })
+        };
+    match cfg.provider {
+        Provider::Cpu => Ok(("cpu", skipped)),
+        Provider::Cuda => match attempt("CUDA", builder, false) {
+            Ok(()) => Ok(("cuda", skipped)),
+            Err(reason) => Err(EngineError::ProviderUnavailable {
+                provider: "cuda",
+                reason,
+            }),
+        },
+        Provider::TensorRt => match attempt("TensorRT", builder, true) {
+            Ok(()) => {
+                // CUDA takes the nodes TensorRT leaves
+                let _ = cuda().register(builder);
+                Ok(("tensorrt", skipped))
+            }
+            Err(reason) => Err(EngineError::ProviderUnavailable {
+                provider: "tensorrt",
+                reason,
+            }),
+        },
+        Provider::Auto => {
+            match attempt("TensorRT", builder, true) {
+                Ok(()) => {
+                    let _ = cuda().register(builder);
+                    return Ok(("tensorrt", skipped));
+                }
+                Err(r) => skipped.push(("tensorrt", r)),
+            }
+            match attempt("CUDA", builder, false) {
+                Ok(()) => return Ok(("cuda", skipped)),
+                Err(r) => skipped.push(("cuda", r)),
+            }
+            Ok(("cpu", skipped))
+        }
+    }
+}

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! Where the bundled ONNX models live and which file serves a (scale, precision) request.
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable naming an extra model folder, searched first.
+pub const MODEL_DIR_ENV: &str = "MSTGANSR_MODEL_DIR";
+
+/// Folders searched for bundled models, in order: `$MSTGANSR_MODEL_DIR`; next to the plugin
+/// (`<plugin dir>/mstgansr`, `<libdir>/../share/mstgansr/models` as meson installs them, and the
+/// source tree's `models/` for a plugin built in `target/<profile>`); the source tree this
+/// plugin was compiled from.
+pub fn search_dirs(plugin_file: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os(MODEL_DIR_ENV) {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Some(dir) = plugin_file.and_then(Path::parent) {
+        dirs.push(dir.join("mstgansr"));
+        // <prefix>/lib/<triplet>/gstreamer-1.0 or <prefix>/lib/gstreamer-1.0
+        for up in [2, 3] {
+            if let Some(prefix) = dir.ancestors().nth(up) {
+                dirs.push(prefix.join("share/mstgansr/models"));
+            }
+        }
+        // <repo>/target/<profile>/libgstmstgansr.so
+        if let Some(repo) = dir.ancestors().nth(2) {
+            dirs.push(repo.join("models"));
+        }
+    }
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
+    dirs.dedup();
+    dirs
+}
+
+/// Candidate file names for a request, best first. `precision` is "int8", "fp32" or "auto";
+/// the perceptual (GAN) variant is the default at x4, the fidelity one where no GAN model ships.
+pub fn candidate_names(scale: u32, precision: &str) -> Vec<String> {
+    let suffixes: &[&str] = match precision {
+        "int8" => &["-int8"],
+        "fp32" | "fp16" => &[""],
+        _ => &["-int8", ""],
+    };
+    let mut names = Vec::new();
+    for variant in ["perceptual", "fidelity"] {
+        for sfx in suffixes {
+            names.push(format!("mstgan-x{scale}-{variant}{sfx}.onnx"));
+        }
+    }
+    names
+}
+
+/// Fixture models (tiny, untrained) used only when no trained model for the scale is installed.
+pub fn fixture_name(scale: u32) -> String {
+    format!("fixtures/fixture-x{scale}-t5.onnx")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub path: PathBuf,
+    pub is_fixture: bool,
+}
+
+/// Finds the bundled model for `scale`; `Err` lists every place that was searched.
+pub fn resolve(
+    scale: u32,
+    precision: &str,
+    plugin_file: Option<&Path>,
+) -> Result<Resolved, Vec<PathBuf>> {
+    let dirs = search_dirs(plugin_file);
+    let mut tried = Vec::new();
+    for name in candidate_names(scale, precision) {
+        for d in &dirs {
+            let p = d.join(&name);
+            if p.is_file() {
+                return Ok(Resolved {
+                    path: p,
+                    is_fixture: false,
+                });
+            }
+            tried.push(p);
+        }
+    }
+    for d in &dirs {
+        let p = d.join(fixture_name(scale));
+        if p.is_file() {
+            return Ok(Resolved {
+                path: p,
+                is_fixture: true,
+            });
+        }
+        tried.push(p);
+    }
+    Err(tried)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_prefer_int8_then_fp32_and_perceptual() {
+        assert_eq!(
+            candidate_names(4, "auto"),
+            vec![
+                "mstgan-x4-perceptual-int8.onnx",
+                "mstgan-x4-perceptual.onnx",
+                "mstgan-x4-fidelity-int8.onnx",
+                "mstgan-x4-fidelity.onnx"
+            ]
+        );
+        assert_eq!(
+            candidate_names(2, "fp32"),
+            vec!["mstgan-x2-perceptual.onnx", "mstgan-x2-fidelity.onnx"]
+        );
+    }
+
+    #[test]
+    fn plugin_in_target_dir_finds_repo_models() {
+        let dirs = search_dirs(Some(Path::new("/repo/target/release/libgstmstgansr.so")));
+        assert!(dirs.contains(&PathBuf::from("/repo/models")));
+        assert!(dirs.contains(&PathBuf::from("/repo/target/release/mstgansr")));
+    }
+}

@@ -1,0 +1,577 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Element tests on CPU with the fixture models from `models/fixtures` (made by
+//! `python -m mstgan.fixtures`).
+
+use std::path::PathBuf;
+use std::sync::Once;
+
+use std::str::FromStr;
+
+use gst::prelude::*;
+use gst_check::Harness;
+use gst_video::prelude::*;
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstmstgansr::plugin_register_static().expect("register plugin");
+    });
+}
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("models/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn harness(model: &str, scale: u32) -> Harness {
+    init();
+    let el = gst::ElementFactory::make("mstgansr")
+        .property("model-location", fixture(model))
+        .property("scale", scale)
+        .property_from_str("execution-provider", "cpu")
+        .property("threads", 1u32)
+        .build()
+        .unwrap();
+    Harness::with_element(&el, Some("sink"), Some("src"))
+}
+
+fn caps(format: &str, w: u32, h: u32) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", format)
+        .field("width", w as i32)
+        .field("height", h as i32)
+        .field("framerate", gst::Fraction::new(25, 1))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
+}
+
+fn frame_buffer(info: &gst_video::VideoInfo, index: u64, seed: u8) -> gst::Buffer {
+    let mut buf = gst::Buffer::with_size(info.size()).unwrap();
+    {
+        let b = buf.get_mut().unwrap();
+        let mut map = b.map_writable().unwrap();
+        for (i, v) in map.iter_mut().enumerate() {
+            *v = ((i as u64 * 31 + index * 17 + seed as u64 * 101) % 251) as u8;
+        }
+        drop(map);
+        b.set_pts(gst::ClockTime::from_mseconds(40 * index));
+        b.set_duration(gst::ClockTime::from_mseconds(40));
+        b.set_offset(index);
+    }
+    buf
+}
+
+fn push_frames(h: &mut Harness, info: &gst_video::VideoInfo, n: u64, seed: u8) {
+    for i in 0..n {
+        h.push(frame_buffer(info, i, seed)).unwrap();
+    }
+}
+
+fn pull_all(h: &mut Harness) -> Vec<gst::Buffer> {
+    let mut out = vec![];
+    while let Some(b) = h.try_pull() {
+        out.push(b);
+    }
+    out
+}
+
+#[test]
+fn every_format_negotiates_and_upscales() {
+    for format in [
+        "RGB", "BGR", "RGBA", "BGRA", "RGBx", "BGRx", "ARGB", "ABGR", "I420", "NV12",
+    ] {
+        let mut h = harness("fixture-x2-t5.onnx", 2);
+        h.set_src_caps(caps(format, 23, 17));
+        let info = gst_video::VideoInfo::from_caps(&caps(format, 23, 17)).unwrap();
+        push_frames(&mut h, &info, 3, 0);
+        assert!(h.push_event(gst::event::Eos::new()));
+        let outs = pull_all(&mut h);
+        assert_eq!(outs.len(), 3, "{format}: 3 in, 3 out");
+        let out_caps = h.sinkpad().unwrap().current_caps().unwrap();
+        let out_info = gst_video::VideoInfo::from_caps(&out_caps).unwrap();
+        assert_eq!((out_info.width(), out_info.height()), (46, 34), "{format}");
+        assert_eq!(out_info.format().to_str(), format);
+        assert_eq!(out_info.fps(), gst::Fraction::new(25, 1));
+        assert_eq!(out_info.par(), gst::Fraction::new(1, 1));
+        for b in &outs {
+            assert_eq!(b.size(), out_info.size(), "{format}");
+        }
+    }
+}
+
+#[test]
+fn caps_transform_both_directions() {
+    // upstream-constrained: a fixed input size gives the x4 output size on the src pad
+    let mut h = harness("fixture-x4-t5.onnx", 4);
+    h.set_src_caps(caps("I420", 180, 144));
+    let el = h.element().unwrap();
+    let out = el.static_pad("src").unwrap().query_caps(None);
+    let s = out.structure(0).unwrap();
+    assert_eq!(
+        (
+            s.get::<i32>("width").unwrap(),
+            s.get::<i32>("height").unwrap()
+        ),
+        (720, 576)
+    );
+    assert_eq!(s.get::<&str>("format").unwrap(), "I420");
+
+    // downstream-constrained: a sink that only takes 720x576 means the input must be 180x144
+    let mut h = harness("fixture-x4-t5.onnx", 4);
+    h.set_sink_caps(caps("RGB", 720, 576));
+    let el = h.element().unwrap();
+    let inp = el.static_pad("sink").unwrap().query_caps(None);
+    let s = inp.structure(0).unwrap();
+    assert_eq!(
+        (
+            s.get::<i32>("width").unwrap(),
+            s.get::<i32>("height").unwrap()
+        ),
+        (180, 144)
+    );
+
+    // an output size that is not a multiple of the scale has no input at all
+    let mut h = harness("fixture-x4-t5.onnx", 4);
+    h.set_sink_caps(caps("RGB", 721, 576));
+    let el = h.element().unwrap();
+    assert!(el.static_pad("sink").unwrap().query_caps(None).is_empty());
+
+    // ranges map to stepped ranges
+    let mut h = harness("fixture-x4-t5.onnx", 4);
+    h.set_sink_caps_str("video/x-raw,format=RGB,width=[64,400],height=[64,400]");
+    let el = h.element().unwrap();
+    let inp = el.static_pad("sink").unwrap().query_caps(None);
+    let accepts = |w: i32| inp.can_intersect(&caps("RGB", w as u32, 64));
+    assert!(accepts(16) && accepts(100), "{inp}");
+    assert!(!accepts(15) && !accepts(101), "{inp}");
+}
+
+#[test]
+fn n_in_n_out_with_timestamps_after_eos() {
+    let mut h = harness("fixture-x4-t5.onnx", 4);
+    let c = caps("RGB", 23, 17);
+    h.set_src_caps(c.clone());
+    let info = gst_video::VideoInfo::from_caps(&c).unwrap();
+    for i in 0..7u64 {
+        h.push(frame_buffer(&info, i, 0)).unwrap();
+        // T=5: output t leaves once frame t+2 has arrived
+        assert_eq!(h.buffers_in_queue() as u64, i.saturating_sub(1));
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let outs = pull_all(&mut h);
+    assert_eq!(outs.len(), 7);
+    for (i, b) in outs.iter().enumerate() {
+        assert_eq!(b.pts(), Some(gst::ClockTime::from_mseconds(40 * i as u64)));
+        assert_eq!(b.duration(), Some(gst::ClockTime::from_mseconds(40)));
+        assert_eq!(b.offset(), i as u64);
+        assert_eq!(b.size(), 92 * 68 * 3);
+    }
+}
+
+#[test]
+fn latency_adds_half_window() {
+    let mut h = harness("fixture-x4-t5.onnx", 4);
+    h.set_src_caps(caps("RGB", 23, 17));
+    h.set_upstream_latency(gst::ClockTime::from_mseconds(10));
+    let info = gst_video::VideoInfo::from_caps(&caps("RGB", 23, 17)).unwrap();
+    h.push(frame_buffer(&info, 0, 0)).unwrap();
+    // 10 ms upstream + 2 frames at 25 fps
+    assert_eq!(h.query_latency(), Some(gst::ClockTime::from_mseconds(90)));
+    assert_eq!(h.element().unwrap().property::<u32>("window"), 5);
+    let mut h3 = harness("fixture-x4-t3.onnx", 4);
+    h3.set_src_caps(caps("RGB", 23, 17));
+    h3.set_upstream_latency(gst::ClockTime::ZERO);
+    h3.push(frame_buffer(&info, 0, 0)).unwrap();
+    assert_eq!(h3.query_latency(), Some(gst::ClockTime::from_mseconds(40)));
+}
+
+fn outputs_for(seeds_before: Option<u8>, seed_after: u8) -> Vec<Vec<u8>> {
+    let mut h = harness("fixture-x4-t5.onnx", 4);
+    let c = caps("RGB", 23, 17);
+    h.set_src_caps(c.clone());
+    let info = gst_video::VideoInfo::from_caps(&c).unwrap();
+    if let Some(seed) = seeds_before {
+        push_frames(&mut h, &info, 4, seed);
+        assert!(h.push_event(gst::event::FlushStart::new()));
+        assert!(h.push_event(gst::event::FlushStop::new(true)));
+        pull_all(&mut h);
+        // the harness needs a segment again after a flush
+        assert!(
+            h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+                gst::ClockTime,
+            >::new()))
+        );
+    }
+    push_frames(&mut h, &info, 4, seed_after);
+    assert!(h.push_event(gst::event::Eos::new()));
+    pull_all(&mut h)
+        .iter()
+        .map(|b| b.map_readable().unwrap().to_vec())
+        .collect()
+}
+
+#[test]
+fn flush_resets_the_window() {
+    let clean = outputs_for(None, 9);
+    let flushed = outputs_for(Some(3), 9);
+    assert_eq!(clean.len(), 4);
+    assert_eq!(
+        flushed.len(),
+        4,
+        "frames before the flush are dropped, not output"
+    );
+    assert_eq!(
+        clean, flushed,
+        "no frame from before the flush may influence the output after it"
+    );
+}
+
+#[test]
+fn neighbours_do_influence_the_output() {
+    // guards the flush test: with the same centre frame, other neighbours change the output
+    let a = outputs_for(None, 9);
+    let mut h = harness("fixture-x4-t5.onnx", 4);
+    let c = caps("RGB", 23, 17);
+    h.set_src_caps(c.clone());
+    let info = gst_video::VideoInfo::from_caps(&c).unwrap();
+    h.push(frame_buffer(&info, 0, 9)).unwrap();
+    h.push(frame_buffer(&info, 1, 77)).unwrap();
+    h.push(frame_buffer(&info, 2, 77)).unwrap();
+    let b = h.pull().unwrap().map_readable().unwrap().to_vec();
+    assert_ne!(a[0], b);
+}
+
+#[test]
+fn discont_starts_a_new_window_without_losing_frames() {
+    let mut h = harness("fixture-x4-t5.onnx", 4);
+    let c = caps("RGB", 23, 17);
+    h.set_src_caps(c.clone());
+    let info = gst_video::VideoInfo::from_caps(&c).unwrap();
+    push_frames(&mut h, &info, 3, 1);
+    let mut b = frame_buffer(&info, 10, 2);
+    b.get_mut().unwrap().set_flags(gst::BufferFlags::DISCONT);
+    h.push(b).unwrap();
+    for i in 11..13 {
+        h.push(frame_buffer(&info, i, 2)).unwrap();
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let pts: Vec<_> = pull_all(&mut h)
+        .iter()
+        .map(|b| b.pts().unwrap().mseconds())
+        .collect();
+    assert_eq!(pts, vec![0, 40, 80, 400, 440, 480]);
+}
+
+#[test]
+fn caps_change_mid_stream() {
+    let mut h = harness("fixture-x2-t5.onnx", 2);
+    let c1 = caps("RGB", 23, 17);
+    h.set_src_caps(c1.clone());
+    let i1 = gst_video::VideoInfo::from_caps(&c1).unwrap();
+    push_frames(&mut h, &i1, 3, 0);
+    let c2 = caps("I420", 20, 14);
+    h.set_src_caps(c2.clone());
+    let i2 = gst_video::VideoInfo::from_caps(&c2).unwrap();
+    push_frames(&mut h, &i2, 2, 0);
+    assert!(h.push_event(gst::event::Eos::new()));
+    let sizes: Vec<_> = pull_all(&mut h).iter().map(|b| b.size()).collect();
+    let o1 = gst_video::VideoInfo::from_caps(&caps("RGB", 46, 34))
+        .unwrap()
+        .size();
+    let o2 = gst_video::VideoInfo::from_caps(&caps("I420", 40, 28))
+        .unwrap()
+        .size();
+    assert_eq!(sizes, vec![o1, o1, o1, o2, o2]);
+}
+
+fn golden(name: &str, window_check: u32) {
+    let meta: String = std::fs::read_to_string(fixture(&format!("golden-{name}.json"))).unwrap();
+    let num = |k: &str| -> usize {
+        let i = meta.find(&format!("\"{k}\": ")).unwrap() + k.len() + 4;
+        meta[i..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (n, w, hgt, s) = (num("frames"), num("width"), num("height"), num("scale"));
+    let input = std::fs::read(fixture(&format!("golden-{name}.in.rgb"))).unwrap();
+    let expect: Vec<f32> = std::fs::read(fixture(&format!("golden-{name}.out.f32")))
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let mut h = harness(&format!("{name}.onnx"), s as u32);
+    let in_caps = caps("RGB", w as u32, hgt as u32);
+    h.set_src_caps(in_caps.clone());
+    let in_info = gst_video::VideoInfo::from_caps(&in_caps).unwrap();
+    let row = w * 3;
+    for i in 0..n {
+        let mut b = gst::Buffer::with_size(in_info.size()).unwrap();
+        {
+            let bm = b.get_mut().unwrap();
+            bm.set_pts(gst::ClockTime::from_mseconds(40 * i as u64));
+            let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(bm, &in_info).unwrap();
+            let stride = vf.plane_stride()[0] as usize;
+            let plane = vf.plane_data_mut(0).unwrap();
+            for y in 0..hgt {
+                let src = &input[(i * hgt + y) * row..(i * hgt + y + 1) * row];
+                plane[y * stride..y * stride + row].copy_from_slice(src);
+            }
+        }
+        h.push(b).unwrap();
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    assert_eq!(h.element().unwrap().property::<u32>("window"), window_check);
+    let outs = pull_all(&mut h);
+    assert_eq!(outs.len(), n);
+    let (ow, oh) = (w * s, hgt * s);
+    let out_info = gst_video::VideoInfo::from_caps(&caps("RGB", ow as u32, oh as u32)).unwrap();
+    let ostride = out_info.stride()[0] as usize;
+    let mut worst = 0.0f32;
+    for (t, b) in outs.iter().enumerate() {
+        let m = b.map_readable().unwrap();
+        for y in 0..oh {
+            for x in 0..ow {
+                for c in 0..3 {
+                    let got = m[y * ostride + x * 3 + c] as f32;
+                    let want = expect[((t * 3 + c) * oh + y) * ow + x] * 255.0;
+                    worst = worst.max((got - want).abs());
+                }
+            }
+        }
+    }
+    // rounding to 8 bits costs 0.5; anything past 1/255 of range is a real difference
+    assert!(
+        worst <= 1.0,
+        "{name}: element differs from onnxruntime by {worst} / 255"
+    );
+}
+
+#[test]
+fn output_matches_onnxruntime_golden_t5() {
+    golden("fixture-x4-t5", 5);
+    golden("fixture-x3-t5", 5);
+}
+
+#[test]
+fn output_matches_onnxruntime_golden_t3() {
+    golden("fixture-x4-t3", 3);
+}
+
+#[test]
+fn odd_sizes_in_yuv() {
+    let mut h = harness("fixture-x3-t5.onnx", 3);
+    let c = caps("I420", 177, 101);
+    h.set_src_caps(c.clone());
+    let info = gst_video::VideoInfo::from_caps(&c).unwrap();
+    push_frames(&mut h, &info, 2, 0);
+    assert!(h.push_event(gst::event::Eos::new()));
+    let outs = pull_all(&mut h);
+    assert_eq!(outs.len(), 2);
+    let out_info =
+        gst_video::VideoInfo::from_caps(&h.sinkpad().unwrap().current_caps().unwrap()).unwrap();
+    assert_eq!((out_info.width(), out_info.height()), (531, 303));
+    assert_eq!(outs[0].size(), out_info.size());
+}
+
+#[test]
+fn yuv_colour_survives_the_round_trip() {
+    // a flat colour in, the same colour out (this fixture is a plain bilinear upscale)
+    let mut h = harness("fixture-x2-t3-bilinear.onnx", 2);
+    let c = gst::Caps::builder("video/x-raw")
+        .field("format", "NV12")
+        .field("width", 16)
+        .field("height", 12)
+        .field("framerate", gst::Fraction::new(25, 1))
+        .field("colorimetry", "bt709")
+        .build();
+    h.set_src_caps(c.clone());
+    let info = gst_video::VideoInfo::from_caps(&c).unwrap();
+    let mut b = gst::Buffer::with_size(info.size()).unwrap();
+    {
+        let bm = b.get_mut().unwrap();
+        let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(bm, &info).unwrap();
+        vf.plane_data_mut(0).unwrap().fill(120);
+        for (i, v) in vf.plane_data_mut(1).unwrap().iter_mut().enumerate() {
+            *v = if i % 2 == 0 { 90 } else { 160 };
+        }
+    }
+    h.push(b).unwrap();
+    assert!(h.push_event(gst::event::Eos::new()));
+    let out = h.pull().unwrap();
+    let out_info =
+        gst_video::VideoInfo::from_caps(&h.sinkpad().unwrap().current_caps().unwrap()).unwrap();
+    let vf = gst_video::VideoFrameRef::from_buffer_ref_readable(out.as_ref(), &out_info).unwrap();
+    let y = vf.plane_data(0).unwrap();
+    let uv = vf.plane_data(1).unwrap();
+    let centre = 12 * vf.plane_stride()[0] as usize + 16;
+    assert!((y[centre] as i32 - 120).abs() <= 3, "Y {}", y[centre]);
+    let c = 6 * vf.plane_stride()[1] as usize + 8;
+    assert!(
+        (uv[c] as i32 - 90).abs() <= 3 && (uv[c + 1] as i32 - 160).abs() <= 3,
+        "UV {} {}",
+        uv[c],
+        uv[c + 1]
+    );
+}
+
+/// Runs `appsrc caps=<src_caps> ! mstgansr <props> ! fakesink` with 3 frames and returns the
+/// first error (or warning, when `want_warning`) message text, or None if it ran to EOS.
+fn run_expect_message(props: &str, src_caps: &str, want_warning: bool) -> Option<String> {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time caps=\"{src_caps},framerate=25/1\" ! mstgansr name=sr {props} ! fakesink"
+    ))
+    .unwrap();
+    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+    let appsrc = bin
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let bus = pipeline.bus().unwrap();
+    let started = pipeline.set_state(gst::State::Playing).is_ok();
+    if started {
+        let caps = gst::Caps::from_str(src_caps).unwrap();
+        // formats the element cannot take have no VideoInfo size we trust: a token buffer is enough
+        let size = gst_video::VideoInfo::from_caps(&caps)
+            .map(|i| i.size())
+            .unwrap_or(1)
+            .min(1 << 24);
+        for i in 0..3u64 {
+            let mut b = gst::Buffer::with_size(size).unwrap();
+            b.get_mut()
+                .unwrap()
+                .set_pts(gst::ClockTime::from_mseconds(40 * i));
+            if appsrc.push_buffer(b).is_err() {
+                break;
+            }
+        }
+        let _ = appsrc.end_of_stream();
+    }
+    let mut found = None;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(30)) {
+        match msg.view() {
+            gst::MessageView::Error(e) if !want_warning => {
+                found = Some(format!("{} | {:?}", e.error(), e.debug()));
+                break;
+            }
+            gst::MessageView::Error(e) => panic!("unexpected error {} {:?}", e.error(), e.debug()),
+            gst::MessageView::Warning(w) if want_warning => {
+                found = Some(format!("{} | {:?}", w.error(), w.debug()));
+            }
+            gst::MessageView::Eos(_) => break,
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    found
+}
+
+const CAPS: &str = "video/x-raw,format=RGB,width=32,height=24";
+
+#[test]
+fn missing_model_is_a_clear_error() {
+    let err = run_expect_message("model-location=/nonexistent/model.onnx", CAPS, false);
+    let err = err.expect("an error");
+    assert!(
+        err.contains("/nonexistent/model.onnx") && err.contains("does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_model_is_a_clear_error() {
+    let path = std::env::temp_dir().join("mstgansr-corrupt.onnx");
+    std::fs::write(&path, b"this is not an onnx model").unwrap();
+    let err = run_expect_message(&format!("model-location={}", path.display()), CAPS, false);
+    let err = err.expect("an error");
+    assert!(
+        err.contains("could not be loaded") && err.contains("mstgansr-corrupt.onnx"),
+        "{err}"
+    );
+}
+
+#[test]
+fn scale_mismatch_is_a_clear_error() {
+    let err = run_expect_message(
+        &format!("model-location={} scale=4", fixture("fixture-x2-t5.onnx")),
+        CAPS,
+        false,
+    );
+    let err = err.expect("an error");
+    assert!(err.contains("upscales by 2x but scale=4"), "{err}");
+}
+
+#[test]
+fn unsupported_caps_fail_negotiation() {
+    let err = run_expect_message(
+        &format!("model-location={} scale=2", fixture("fixture-x2-t5.onnx")),
+        "video/x-raw,format=GRAY8,width=32,height=24",
+        false,
+    );
+    let err = err.expect("an error");
+    assert!(
+        err.contains("not-negotiated") || err.contains("negotiat"),
+        "{err}"
+    );
+}
+
+#[test]
+fn frames_too_large_for_memory_fail_clearly() {
+    let err = run_expect_message(
+        &format!("model-location={} scale=2", fixture("fixture-x2-t5.onnx")),
+        // ~32 Mpixel frames need ~100 GiB of activations: more than these machines have
+        "video/x-raw,format=RGB,width=8000,height=4000",
+        false,
+    );
+    let err = err.expect("an error");
+    assert!(err.contains("MiB") && err.contains("8000x4000"), "{err}");
+}
+
+#[test]
+fn explicit_gpu_provider_without_gpu_fails_clearly() {
+    for ep in ["cuda", "tensorrt"] {
+        let err = run_expect_message(
+            &format!(
+                "model-location={} scale=2 execution-provider={ep}",
+                fixture("fixture-x2-t5.onnx")
+            ),
+            CAPS,
+            false,
+        );
+        let err = err.expect("an error");
+        assert!(err.contains("is not available"), "{ep}: {err}");
+    }
+}
+
+#[test]
+fn auto_provider_falls_back_to_cpu_with_a_warning() {
+    let warn = run_expect_message(
+        &format!("model-location={} scale=2", fixture("fixture-x2-t5.onnx")),
+        CAPS,
+        true,
+    );
+    let warn = warn.expect("a warning naming what was missing");
+    assert!(
+        warn.contains("fell back to CPU") && warn.contains("cuda"),
+        "{warn}"
+    );
+}
+
+#[test]
+fn active_provider_tells_the_truth() {
+    let mut h = harness("fixture-x2-t5.onnx", 2);
+    h.set_src_caps(caps("RGB", 8, 8));
+    let el = h.element().unwrap();
+    assert_eq!(
+        el.property::<Option<String>>("active-provider").as_deref(),
+        Some("cpu")
+    );
+}
