@@ -19,13 +19,19 @@ fn plugin_dir() -> PathBuf {
 
 fn gst(tool: &str) -> Command {
     let mut c = Command::new(tool);
-    c.env("GST_PLUGIN_PATH", plugin_dir())
-        .env("GST_REGISTRY", std::env::temp_dir().join(format!("mstgansr-registry-{}.bin", std::process::id())));
+    c.env("GST_PLUGIN_PATH", plugin_dir()).env(
+        "GST_REGISTRY",
+        std::env::temp_dir().join(format!("mstgansr-registry-{}.bin", std::process::id())),
+    );
     c
 }
 
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fixtures").join(name).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/fixtures")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 fn png_size(path: &Path) -> (u32, u32) {
@@ -37,8 +43,14 @@ fn png_size(path: &Path) -> (u32, u32) {
 }
 
 fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("gstreamer tools are installed (scripts/setup.sh)");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .expect("gstreamer tools are installed (scripts/setup.sh)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{cmd:?} failed:\n{text}");
     text
 }
@@ -84,7 +96,10 @@ fn png_sequence_pipeline_upscales_every_frame() {
         "multifilesink",
         &format!("location={}/%05d.png", out.display()),
     ]));
-    let mut files: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert_eq!(files.len(), 6, "6 frames in, 6 PNGs out: {files:?}");
     for f in &files {
@@ -128,10 +143,18 @@ fn absent_onnxruntime_says_how_to_install_it() {
         ])
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success(), "must fail without onnxruntime:\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
-        text.contains("onnxruntime could not be loaded") && text.contains("pip install onnxruntime"),
+        !out.status.success(),
+        "must fail without onnxruntime:\n{text}"
+    );
+    assert!(
+        text.contains("onnxruntime could not be loaded")
+            && text.contains("pip install onnxruntime"),
         "{text}"
     );
 }

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Frames/s through the element in a real pipeline versus the bare engine on the same frames.
+//!
+//!     cargo run --release --example bench -- [--model PATH] [--frames 20] [--width 180 --height 144] [--threads 2]
+//!
+//! Prints both rates and the element's overhead; run it on an otherwise idle machine.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use gst::prelude::*;
+use gst_video::prelude::*;
+use gstmstgansr::engine::{Engine, EngineConfig, Provider};
+
+struct Args {
+    model: Option<PathBuf>,
+    frames: usize,
+    width: usize,
+    height: usize,
+    threads: usize,
+    scale: u32,
+}
+
+fn parse() -> Args {
+    let mut a = Args {
+        model: None,
+        frames: 20,
+        width: 180,
+        height: 144,
+        threads: 2,
+        scale: 4,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().unwrap_or_else(|| panic!("{k} needs a value"));
+        match k.as_str() {
+            "--model" => a.model = Some(v().into()),
+            "--frames" => a.frames = v().parse().expect("--frames N"),
+            "--width" => a.width = v().parse().expect("--width N"),
+            "--height" => a.height = v().parse().expect("--height N"),
+            "--threads" => a.threads = v().parse().expect("--threads N"),
+            "--scale" => a.scale = v().parse().expect("--scale N"),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+fn frames(n: usize, w: usize, h: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|t| {
+            let mut f = vec![0u8; w * h * 3];
+            for y in 0..h {
+                for x in 0..w {
+                    for c in 0..3 {
+                        let v = 127.5
+                            + 100.0
+                                * ((x as f32 * 0.21 + y as f32 * 0.13 + t as f32 * 0.5 + c as f32)
+                                    .sin());
+                        f[(y * w + x) * 3 + c] = v as u8;
+                    }
+                }
+            }
+            f
+        })
+        .collect()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a = parse();
+    gst::init()?;
+    gstmstgansr::plugin_register_static()?;
+    let model = match &a.model {
+        Some(m) => m.clone(),
+        None => {
+            gstmstgansr::models::resolve(a.scale, "auto", None)
+                .map_err(|tried| format!("no bundled model, tried {tried:?}"))?
+                .path
+        }
+    };
+    let input = frames(a.frames, a.width, a.height);
+
+    // bare engine: the same windows the element builds, without GStreamer or pixel conversion
+    let cfg = EngineConfig::new(&model, a.scale)
+        .with_provider(Provider::Cpu)
+        .with_threads(a.threads);
+    let mut engine = Engine::new(&cfg)?;
+    let t = engine.info().window;
+    let plane = 3 * a.width * a.height;
+    let planar: Vec<Vec<f32>> = input
+        .iter()
+        .map(|f| {
+            let mut p = vec![0.0f32; plane];
+            for (i, px) in f.chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    p[c * a.width * a.height + i] = px[c] as f32 / 255.0;
+                }
+            }
+            p
+        })
+        .collect();
+    let mut win = vec![0.0f32; t * plane];
+    let mut out = vec![0.0f32; plane * (a.scale * a.scale) as usize];
+    let run_window = |engine: &mut Engine, k: usize, win: &mut Vec<f32>, out: &mut Vec<f32>| {
+        for j in 0..t {
+            let idx = (k as isize + j as isize - (t / 2) as isize).clamp(0, a.frames as isize - 1)
+                as usize;
+            win[j * plane..(j + 1) * plane].copy_from_slice(&planar[idx]);
+        }
+        engine.run(win, a.width, a.height, out).expect("inference");
+    };
+    run_window(&mut engine, 0, &mut win, &mut out); // warm-up
+    let start = Instant::now();
+    for k in 0..a.frames {
+        run_window(&mut engine, k, &mut win, &mut out);
+    }
+    let engine_fps = a.frames as f64 / start.elapsed().as_secs_f64();
+    drop(engine);
+
+    // the element in a pipeline: appsrc ! mstgansr ! fakesink
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time is-live=false caps=video/x-raw,format=RGB,width={w},height={h},framerate=25/1 ! \
+         mstgansr scale={s} model-location=\"{m}\" execution-provider=cpu threads={th} ! fakesink sync=false",
+        w = a.width,
+        h = a.height,
+        s = a.scale,
+        m = model.display(),
+        th = a.threads
+    ))?
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let info =
+        gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, a.width as u32, a.height as u32)
+            .build()?;
+    let buffers: Vec<gst::Buffer> = input
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut b = gst::Buffer::with_size(info.size()).unwrap();
+            {
+                let bm = b.get_mut().unwrap();
+                bm.set_pts(gst::ClockTime::from_mseconds(40 * i as u64));
+                bm.set_duration(gst::ClockTime::from_mseconds(40));
+                let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(bm, &info).unwrap();
+                let stride = vf.plane_stride()[0] as usize;
+                let d = vf.plane_data_mut(0).unwrap();
+                for y in 0..a.height {
+                    d[y * stride..y * stride + a.width * 3]
+                        .copy_from_slice(&f[y * a.width * 3..(y + 1) * a.width * 3]);
+                }
+            }
+            b
+        })
+        .collect();
+    src.set_property("max-bytes", 0u64);
+    pipeline.set_state(gst::State::Paused)?;
+    // the model is loaded in READY->PAUSED: time only the streaming
+    let start = Instant::now();
+    for b in buffers {
+        src.push_buffer(b)?;
+    }
+    src.end_of_stream()?;
+    pipeline.set_state(gst::State::Playing)?;
+    let bus = pipeline.bus().unwrap();
+    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                return Err(format!("{} {:?}", e.error(), e.debug()).into());
+            }
+            _ => {}
+        }
+    }
+    let element_fps = a.frames as f64 / start.elapsed().as_secs_f64();
+    pipeline.set_state(gst::State::Null)?;
+
+    println!(
+        "model: {} ({}x{} -> {}x{}, T={t}, {} threads)",
+        model.display(),
+        a.width,
+        a.height,
+        a.width * a.scale as usize,
+        a.height * a.scale as usize,
+        a.threads
+    );
+    println!("bare engine : {engine_fps:.2} frames/s");
+    println!("element     : {element_fps:.2} frames/s");
+    println!(
+        "overhead    : {:.1} %",
+        (engine_fps / element_fps - 1.0) * 100.0
+    );
+    Ok(())
+}

@@ -1,0 +1,142 @@
+"""Vid4 evaluation of ONNX models (onnxruntime, CPU) and bicubic, BasicSR/TecoGAN conventions.
+
+PSNR / SSIM on the Y channel of MATLAB rgb2ycbcr, all frames, crop_border 0, mean per clip then
+over the 4 clips; LPIPS-alex and tOF (TecoGAN definitions) with ``--perceptual``.
+
+    python -m mstgan.evaluate --scale 4 --method bicubic --method onnx:mstgan-x4-fidelity.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .degradation import degrade_bi, imresize, to_uint8
+from .metrics import psnr_y, ssim_y
+
+CLIPS = ("calendar", "city", "foliage", "walk")
+
+
+def default_vid4() -> Path:
+    return Path(__file__).resolve().parents[3] / "shared" / "data" / "vid4"
+
+
+def load_clip(vid4: Path, clip: str, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """(LR frames, GT frames cropped to a multiple of scale), uint8 [F, H, W, 3]."""
+    gt_dir = vid4 / "GT" / clip
+    files = sorted(gt_dir.glob("*.png"))
+    if not files:
+        raise FileNotFoundError(f"no Vid4 ground truth in {gt_dir}")
+    gt = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+    h, w = gt.shape[1] // scale * scale, gt.shape[2] // scale * scale
+    gt = gt[:, :h, :w]
+    if scale == 4:
+        lr_files = sorted((vid4 / "BIx4" / clip).glob("*.png"))
+        if len(lr_files) != len(files):
+            raise ValueError(f"{clip}: {len(lr_files)} BIx4 frames for {len(files)} GT frames")
+        lr = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in lr_files])
+    else:
+        lr = np.stack([degrade_bi(f, scale) for f in gt])
+    return lr, gt
+
+
+def upscale_bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
+    return np.stack([to_uint8(imresize(f, scale)) for f in lr])
+
+
+def upscale_onnx(sess, lr: np.ndarray, window: int) -> np.ndarray:
+    x = lr.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    n, r = len(x), window // 2
+    out = []
+    for t in range(n):
+        idx = np.clip(np.arange(t - r, t + r + 1), 0, n - 1)
+        y = sess.run(None, {"frames": x[idx][None]})[0][0]
+        out.append(np.clip(np.round(y.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def tof(out: np.ndarray, gt: np.ndarray) -> float:
+    """TecoGAN tOF: mean L2 distance between Farneback flows of consecutive output and GT frames."""
+    import cv2
+
+    def flows(frames):
+        grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+        return [cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0) for a, b in zip(grey[:-1], grey[1:])]
+
+    d = [np.sqrt(((fo - fg) ** 2).sum(-1)).mean() for fo, fg in zip(flows(out), flows(gt))]
+    return float(np.mean(d))
+
+
+def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, threads: int = 2) -> dict:
+    sess, window = None, 1
+    if method.startswith("onnx:"):
+        import onnxruntime as ort
+
+        path = method[5:]
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        meta = sess.get_modelmeta().custom_metadata_map
+        if int(meta["scale"]) != scale:
+            raise ValueError(f"{path} is a x{meta['scale']} model, evaluation asked for x{scale}")
+        window = int(meta["window"])
+    lp = None
+    if perceptual:
+        import torch
+
+        from .lpips import LPIPS
+
+        lp = LPIPS("alex")
+    per_clip = {}
+    t_total, n_total = 0.0, 0
+    for clip in CLIPS:
+        lr, gt = load_clip(vid4, clip, scale)
+        t0 = time.time()
+        out = upscale_bicubic(lr, scale) if sess is None else upscale_onnx(sess, lr, window)
+        t_total += time.time() - t0
+        n_total += len(lr)
+        if out.shape != gt.shape:
+            raise ValueError(f"{clip}: output {out.shape} vs GT {gt.shape}")
+        row = {
+            "psnr": float(np.mean([psnr_y(o, g) for o, g in zip(out, gt)])),
+            "ssim": float(np.mean([ssim_y(o, g) for o, g in zip(out, gt)])),
+        }
+        if lp is not None:
+            with torch.no_grad():
+                a = torch.from_numpy(out).permute(0, 3, 1, 2).float() / 255
+                b = torch.from_numpy(gt).permute(0, 3, 1, 2).float() / 255
+                row["lpips"] = float(np.mean([float(lp(a[i : i + 1], b[i : i + 1])) for i in range(len(a))]))
+            row["tof"] = tof(out, gt)
+        per_clip[clip] = row
+    avg = {k: float(np.mean([per_clip[c][k] for c in CLIPS])) for k in per_clip[CLIPS[0]]}
+    return {"method": method, "scale": scale, "clips": per_clip, "average": avg,
+            "seconds_per_frame": t_total / n_total, "threads": threads}  # fmt: skip
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=int, default=4)
+    ap.add_argument("--method", action="append", required=True, help="bicubic | onnx:<path> (repeatable)")
+    ap.add_argument("--vid4", default=str(default_vid4()))
+    ap.add_argument("--perceptual", action="store_true", help="also LPIPS-alex and tOF")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", help="write results here")
+    args = ap.parse_args(argv)
+    results = [evaluate(m, args.scale, Path(args.vid4), args.perceptual, args.threads) for m in args.method]
+    for r in results:
+        a = r["average"]
+        extra = f"  LPIPS {a['lpips']:.4f}  tOF {a['tof']:.4f}" if "lpips" in a else ""
+        print(f"x{r['scale']} {r['method']}: PSNR {a['psnr']:.3f}  SSIM {a['ssim']:.4f}{extra}  "
+              f"({r['seconds_per_frame'] * 1000:.0f} ms/frame, {r['threads']} threads)")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
