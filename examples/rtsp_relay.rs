@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! RTSP camera relay: pulls a camera with `rtspsrc`, upscales it with `mstgansr`, and serves the
+//! result with gst-rtsp-server.
+//!
+//!     cargo run --release --example rtsp_relay -- --source rtsp://camera/stream \
+//!         [--listen 127.0.0.1 --port 8555 --mount /upscaled] [--width 320 --height 240 --fps 15]
+//!         [--scale 2] [--model PATH] [--provider auto]
+//!
+//! Serves rtsp://<listen>:<port><mount> at (scale x width) x (scale x height).
+//!
+//! Policies:
+//! - Reconnect: the ingest pipeline (camera -> upscaler) is separate from the served pipeline.
+//!   When the camera errors, ends, or sends no frame for 3 s, the ingest is torn down and
+//!   rebuilt with a backoff (0.5 s doubling to 5 s) until the camera is back. Clients stay
+//!   connected all along; while the camera is away they get black frames at the served size.
+//! - Live when inference is slower than the camera: frames wait in a leaky queue of ONE frame in
+//!   front of the upscaler; a newer frame replaces an older one that inference has not taken
+//!   yet. So the served stream runs at the rate inference achieves, at a bounded latency, and
+//!   no queue grows. (The window of the model then sees the frames that were kept.)
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gst_rtsp_server::prelude::*;
+
+#[derive(Clone)]
+struct Config {
+    source: String,
+    listen: String,
+    port: u16,
+    mount: String,
+    width: u32,
+    height: u32,
+    fps: u32,
+    scale: u32,
+    model: Option<String>,
+    provider: String,
+}
+
+const CHANNEL: &str = "mstgansr-relay";
+
+fn parse() -> Result<Config, String> {
+    let mut c = Config {
+        source: String::new(),
+        listen: "127.0.0.1".into(),
+        port: 8555,
+        mount: "/upscaled".into(),
+        width: 320,
+        height: 240,
+        fps: 15,
+        scale: 2,
+        model: None,
+        provider: "auto".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().ok_or(format!("{k} needs a value"))?;
+        let num = |v: &str| {
+            v.parse::<u32>()
+                .map_err(|_| format!("{k}: not a number: {v}"))
+        };
+        match k.as_str() {
+            "--source" => c.source = v,
+            "--listen" => c.listen = v,
+            "--port" => c.port = num(&v)? as u16,
+            "--mount" => c.mount = v,
+            "--width" => c.width = num(&v)?,
+            "--height" => c.height = num(&v)?,
+            "--fps" => c.fps = num(&v)?,
+            "--scale" => c.scale = num(&v)?,
+            "--model" => c.model = Some(v),
+            "--provider" => c.provider = v,
+            _ => return Err(format!("unknown argument {k}")),
+        }
+    }
+    if c.source.is_empty() {
+        return Err("--source rtsp://... is required".into());
+    }
+    Ok(c)
+}
+
+fn ingest_description(c: &Config) -> String {
+    format!(
+        "rtspsrc location={src} latency=100 protocols=tcp ! decodebin ! videoconvert ! videoscale ! \
+         videorate drop-only=true ! video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 ! \
+         queue leaky=downstream max-size-buffers=1 max-size-bytes=0 max-size-time=0 ! \
+         mstgansr name=sr scale={s} execution-provider={p} {m} ! intervideosink channel={CHANNEL}",
+        src = c.source,
+        w = c.width,
+        h = c.height,
+        fps = c.fps,
+        s = c.scale,
+        p = c.provider,
+        m = c
+            .model
+            .as_ref()
+            .map(|m| format!("model-location=\"{m}\""))
+            .unwrap_or_default(),
+    )
+}
+
+struct Ingest {
+    pipeline: Option<gst::Pipeline>,
+    last_frame: Arc<AtomicU64>,
+    backoff: Duration,
+    started: Instant,
+}
+
+fn now_ms(t0: Instant) -> u64 {
+    t0.elapsed().as_millis() as u64
+}
+
+fn start_ingest(c: &Config, st: &Arc<Mutex<Ingest>>, t0: Instant) {
+    let mut s = st.lock().unwrap();
+    if let Some(p) = s.pipeline.take() {
+        let _ = p.set_state(gst::State::Null);
+    }
+    let pipeline = match gst::parse::launch(&ingest_description(c)) {
+        Ok(p) => p.downcast::<gst::Pipeline>().unwrap(),
+        Err(e) => {
+            eprintln!("error: cannot build the ingest pipeline: {e}");
+            std::process::exit(1);
+        }
+    };
+    let last = s.last_frame.clone();
+    if let Some(sr) = pipeline.by_name("sr") {
+        sr.static_pad("src")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                last.store(now_ms(t0), Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+    }
+    let weak_state = Arc::downgrade(st);
+    let cfg = c.clone();
+    let bus = pipeline.bus().unwrap();
+    let watch = bus
+        .add_watch(move |_, msg| {
+            let restart = match msg.view() {
+                gst::MessageView::Error(e) => {
+                    eprintln!(
+                        "source lost: {} ({})",
+                        e.error(),
+                        e.debug().unwrap_or_default()
+                    );
+                    true
+                }
+                gst::MessageView::Eos(_) => {
+                    eprintln!("source ended");
+                    true
+                }
+                _ => false,
+            };
+            if restart && let Some(st) = weak_state.upgrade() {
+                schedule_restart(&cfg, &st, t0);
+            }
+            glib::ControlFlow::Continue
+        })
+        .expect("one watch per bus");
+    // the watch lives as long as the pipeline
+    unsafe { pipeline.set_data("bus-watch", watch) };
+    s.last_frame.store(now_ms(t0), Ordering::Relaxed);
+    s.started = Instant::now();
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        eprintln!("source not reachable yet");
+    }
+    s.pipeline = Some(pipeline);
+}
+
+fn schedule_restart(c: &Config, st: &Arc<Mutex<Ingest>>, t0: Instant) {
+    let delay = {
+        let mut s = st.lock().unwrap();
+        if let Some(p) = s.pipeline.take() {
+            // tear down off the streaming thread that posted the message
+            glib::idle_add_once(move || {
+                let _ = p.set_state(gst::State::Null);
+            });
+        }
+        let d = s.backoff;
+        s.backoff = (s.backoff * 2).min(Duration::from_secs(5));
+        d
+    };
+    eprintln!("reconnecting in {:.1} s", delay.as_secs_f64());
+    let cfg = c.clone();
+    let st = st.clone();
+    glib::timeout_add_once(delay, move || start_ingest(&cfg, &st, t0));
+}
+
+fn main() {
+    let c = parse().unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(2)
+    });
+    gst::init().expect("GStreamer");
+    gstmstgansr::plugin_register_static().expect("register mstgansr");
+    let main_loop = glib::MainLoop::new(None, false);
+
+    let server = gst_rtsp_server::RTSPServer::new();
+    server.set_address(&c.listen);
+    server.set_service(&c.port.to_string());
+    let factory = gst_rtsp_server::RTSPMediaFactory::new();
+    let (ow, oh) = (c.width * c.scale, c.height * c.scale);
+    factory.set_launch(&format!(
+        "( intervideosrc channel={CHANNEL} timeout=1000000000 ! \
+         video/x-raw,format=I420,width={ow},height={oh},framerate={fps}/1 ! videoconvert ! \
+         x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} ! \
+         rtph264pay name=pay0 pt=96 config-interval=1 )",
+        fps = c.fps
+    ));
+    factory.set_shared(true);
+    server
+        .mount_points()
+        .expect("mount points")
+        .add_factory(&c.mount, factory);
+    if let Err(e) = server.attach(None) {
+        eprintln!("error: cannot listen on {}:{}: {e}", c.listen, c.port);
+        std::process::exit(1);
+    }
+    println!(
+        "relaying {} -> rtsp://{}:{}{} ({ow}x{oh})",
+        c.source, c.listen, c.port, c.mount
+    );
+
+    let t0 = Instant::now();
+    let st = Arc::new(Mutex::new(Ingest {
+        pipeline: None,
+        last_frame: Arc::new(AtomicU64::new(0)),
+        backoff: Duration::from_millis(500),
+        started: Instant::now(),
+    }));
+    start_ingest(&c, &st, t0);
+    // watchdog: a camera that stalls without an error is restarted too; a healthy run resets backoff
+    {
+        let st = st.clone();
+        let cfg = c.clone();
+        glib::timeout_add(Duration::from_millis(500), move || {
+            let (stalled, healthy) = {
+                let s = st.lock().unwrap();
+                let since = now_ms(t0).saturating_sub(s.last_frame.load(Ordering::Relaxed));
+                (
+                    s.pipeline.is_some() && since > 3000,
+                    since < 1000 && s.started.elapsed() > Duration::from_secs(2),
+                )
+            };
+            if healthy {
+                st.lock().unwrap().backoff = Duration::from_millis(500);
+            }
+            if stalled {
+                eprintln!("no frame for 3 s");
+                schedule_restart(&cfg, &st, t0);
+            }
+            glib::ControlFlow::Continue
+        });
+    }
+    main_loop.run();
+}

@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The examples, run as users run them (built by `cargo test --all-targets`), on CPU with the
+//! small fixture models and short clips. RTSP traffic stays on 127.0.0.1.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo test --all-targets` (builds the examples)",
+        p.display()
+    );
+    p
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mstgansr-examples-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn gst_launch(args: &str) {
+    let st = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(args.split_whitespace())
+        .status()
+        .unwrap();
+    assert!(st.success(), "gst-launch-1.0 {args}");
+}
+
+/// Streams of an MP4: (caps name, width, height) per stream, and decoded video frames.
+fn probe_mp4(path: &Path) -> (Vec<(String, i32, i32)>, u64) {
+    gst::init().unwrap();
+    let p = gst::parse::launch(&format!(
+        "filesrc location={} ! qtdemux name=d d.video_0 ! queue ! h264parse ! avdec_h264 ! fakesink name=v",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let demux = p.by_name("d").unwrap();
+    let streams = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+    let s2 = streams.clone();
+    let pipe_weak = p.downgrade();
+    demux.connect_pad_added(move |_, pad| {
+        let caps = pad.current_caps().unwrap();
+        let s = caps.structure(0).unwrap();
+        s2.lock().unwrap().push((
+            s.name().to_string(),
+            s.get::<i32>("width").unwrap_or(0),
+            s.get::<i32>("height").unwrap_or(0),
+        ));
+        if pad.name().starts_with("audio") {
+            let p = pipe_weak.upgrade().unwrap();
+            let sink = gst::ElementFactory::make("fakesink")
+                .property("async", false)
+                .build()
+                .unwrap();
+            p.add(&sink).unwrap();
+            sink.sync_state_with_parent().unwrap();
+            pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+        }
+    });
+    let frames = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let f2 = frames.clone();
+    p.by_name("v")
+        .unwrap()
+        .static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            f2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            gst::PadProbeReturn::Ok
+        });
+    p.set_state(gst::State::Playing).unwrap();
+    for msg in p
+        .bus()
+        .unwrap()
+        .iter_timed(gst::ClockTime::from_seconds(30))
+    {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                panic!("{} is not playable: {}", path.display(), e.error())
+            }
+            _ => {}
+        }
+    }
+    p.set_state(gst::State::Null).unwrap();
+    let s = streams.lock().unwrap().clone();
+    (s, frames.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+fn av_input(name: &str, frames: u32, w: u32, h: u32) -> PathBuf {
+    let p = tmp(name);
+    gst_launch(&format!(
+        "videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,width={w},height={h},framerate=25/1 ! x264enc ! \
+         mp4mux name=m ! filesink location={} audiotestsrc num-buffers={} samplesperbuffer=1764 ! \
+         audio/x-raw,rate=44100 ! avenc_aac ! m.",
+        p.display(),
+        frames
+    ));
+    p
+}
+
+#[test]
+fn upscale_file_keeps_audio_and_upscales_every_frame() {
+    let input = av_input("av.mp4", 20, 48, 32);
+    let out = tmp("av-x4.mp4");
+    let o = Command::new(example("upscale_file"))
+        .args([
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--scale",
+            "4",
+            "--provider",
+            "cpu",
+        ])
+        .args(["--model", &fixture("fixture-x4-t5.onnx")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("20/20 frames") || err.contains("(20 frames"),
+        "progress: {err}"
+    );
+    let (streams, frames) = probe_mp4(&out);
+    assert!(
+        streams
+            .iter()
+            .any(|s| s.0 == "video/x-h264" && s.1 == 192 && s.2 == 128),
+        "{streams:?}"
+    );
+    assert!(
+        streams.iter().any(|s| s.0 == "audio/mpeg"),
+        "audio carried through: {streams:?}"
+    );
+    assert_eq!(frames, 20);
+}
+
+#[test]
+fn upscale_file_errors_are_clear() {
+    let o = Command::new(example("upscale_file"))
+        .args(["/nonexistent/in.mp4", "/tmp/x.mp4"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read /nonexistent/in.mp4"));
+    let input = av_input("small.mp4", 3, 16, 16);
+    let o = Command::new(example("upscale_file"))
+        .args([input.to_str().unwrap(), "/nonexistent-dir/out.mp4"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot write /nonexistent-dir/out.mp4"));
+}
+
+#[test]
+fn upscale_file_ctrl_c_leaves_a_playable_file() {
+    let input = av_input("long.mp4", 3000, 96, 64);
+    let out = tmp("long-x2.mp4");
+    let mut child = Command::new(example("upscale_file"))
+        .args([
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--scale",
+            "2",
+            "--provider",
+            "cpu",
+        ])
+        .args(["--model", &fixture("fixture-x2-t5.onnx")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let (streams, frames) = probe_mp4(&out);
+    assert!(
+        streams.iter().any(|s| s.0 == "video/x-h264" && s.1 == 192),
+        "{streams:?}"
+    );
+    assert!(
+        frames > 0 && frames < 3000,
+        "an interrupted but playable file: {frames} frames"
+    );
+}
+
+#[test]
+fn embed_app_shows_latency_and_eos_drain() {
+    let o = Command::new(example("embed_app"))
+        .args(["--frames", "12", "--model", &fixture("fixture-x4-t5.onnx")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("first output came after input #3 (latency 2 frames)"),
+        "{text}"
+    );
+    assert!(text.contains("before EOS: 10 of 12"), "{text}");
+    assert!(text.contains("after EOS: 12 of 12"), "{text}");
+    assert!(text.contains("256x192"), "{text}");
+}
+
+// ---- RTSP relay --------------------------------------------------------------------------------
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn source(port: u16) -> Kill {
+    Kill(
+        Command::new(example("rtsp_test_source"))
+            .args([
+                "--port",
+                &port.to_string(),
+                "--width",
+                "160",
+                "--height",
+                "120",
+                "--fps",
+                "15",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn relay(src_port: u16, port: u16) -> Kill {
+    Kill(
+        Command::new(example("rtsp_relay"))
+            .args([
+                "--source",
+                &format!("rtsp://127.0.0.1:{src_port}/cam"),
+                "--port",
+                &port.to_string(),
+            ])
+            .args([
+                "--width",
+                "160",
+                "--height",
+                "120",
+                "--fps",
+                "15",
+                "--scale",
+                "2",
+                "--provider",
+                "cpu",
+            ])
+            .args(["--model", &fixture("fixture-x2-t5.onnx")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// An RTSP client on the relay: returns an appsink delivering RGB frames.
+fn client(port: u16) -> (gst::Pipeline, gst_app::AppSink) {
+    gst::init().unwrap();
+    let p = gst::parse::launch(&format!(
+        "rtspsrc location=rtsp://127.0.0.1:{port}/upscaled protocols=tcp latency=100 ! decodebin ! videoconvert ! \
+         video/x-raw,format=RGB ! appsink name=out sync=false max-buffers=2 drop=true"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = p
+        .by_name("out")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    (p, sink)
+}
+
+/// Next frame as (width, height, mean byte value), waiting up to `secs`.
+fn next_frame(sink: &gst_app::AppSink, secs: u64) -> Option<(i32, i32, f64)> {
+    let s = sink.try_pull_sample(gst::ClockTime::from_seconds(secs))?;
+    let st = s.caps()?.structure(0)?.to_owned();
+    let m = s.buffer()?.map_readable().ok()?;
+    let mean = m.iter().map(|&v| v as u64).sum::<u64>() as f64 / m.len() as f64;
+    Some((st.get("width").ok()?, st.get("height").ok()?, mean))
+}
+
+/// Waits until the relay delivers a frame of camera content (colour bars; black = no camera).
+fn wait_for_camera_frames(sink: &gst_app::AppSink, deadline: Duration) -> Option<(i32, i32, f64)> {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if let Some(f) = next_frame(sink, 2)
+            && f.2 > 60.0
+        {
+            return Some(f);
+        }
+    }
+    None
+}
+
+fn connect_client(port: u16) -> (gst::Pipeline, gst_app::AppSink) {
+    // the server may need a moment to listen
+    for _ in 0..20 {
+        let (p, s) = client(port);
+        if next_frame(&s, 3).is_some() {
+            return (p, s);
+        }
+        p.set_state(gst::State::Null).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("no RTSP client could connect to the relay on port {port}");
+}
+
+#[test]
+fn rtsp_relay_serves_upscaled_frames() {
+    let (sp, rp) = (free_port(), free_port());
+    let _src = source(sp);
+    std::thread::sleep(Duration::from_millis(500));
+    let _relay = relay(sp, rp);
+    let (p, sink) = connect_client(rp);
+    let f = wait_for_camera_frames(&sink, Duration::from_secs(30))
+        .expect("camera frames through the relay");
+    assert_eq!((f.0, f.1), (320, 240), "upscaled x2");
+    let mut n = 0;
+    while n < 10 && next_frame(&sink, 5).is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 10, "frames keep coming");
+    p.set_state(gst::State::Null).unwrap();
+}
+
+#[test]
+fn rtsp_relay_recovers_when_the_camera_comes_back() {
+    let (sp, rp) = (free_port(), free_port());
+    let src = source(sp);
+    std::thread::sleep(Duration::from_millis(500));
+    let _relay = relay(sp, rp);
+    let (p, sink) = connect_client(rp);
+    wait_for_camera_frames(&sink, Duration::from_secs(30))
+        .expect("camera frames before the outage");
+    drop(src); // the camera dies
+    // the relay stays live: the client keeps getting (black) frames at the served size
+    std::thread::sleep(Duration::from_secs(2));
+    let during = next_frame(&sink, 5).expect("frames during the outage");
+    assert_eq!((during.0, during.1), (320, 240));
+    let _src2 = source(sp); // and comes back on the same address
+    let f = wait_for_camera_frames(&sink, Duration::from_secs(40))
+        .expect("camera frames after the camera came back");
+    assert_eq!((f.0, f.1), (320, 240));
+    p.set_state(gst::State::Null).unwrap();
+}
