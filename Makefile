@@ -7,7 +7,7 @@ export GST_PLUGIN_PATH := $(PLUGIN_DIR)
 # the bundled models are found next to the source tree; onnxruntime from the project venv
 export MSTGANSR_MODEL_DIR := $(CURDIR)/models
 
-.PHONY: setup build demo test test-rust test-python test-meson fixtures fmt lint
+.PHONY: setup build demo test test-rust test-python test-meson fixtures gpu-pack fmt lint
 
 setup:
 	bash scripts/setup.sh
@@ -40,6 +40,11 @@ test-meson: setup
 	meson test -C builddir --print-errorlogs
 
 test: test-rust test-python test-meson
+
+# GPU burst inputs (see models/gpu/burst.sh): the data pack and LPIPS-alex, kept out of git
+gpu-pack: setup
+	cd models && ../$(PY) -m mstgan.datapack --out ../.gpu/pack.npz --budget-mib 38
+	mkdir -p .gpu/lpips && cp models/.cache/lpips/alexnet.npz .gpu/lpips/
 
 fmt:
 	cargo fmt

@@ -101,7 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 first_out_after = Some(i + 1);
             }
             use_frame(s, &mut received)?;
-            if received + (window / 2) as u64 >= i + 1 {
+            if received + (window / 2) as u64 > i {
                 break;
             }
         }

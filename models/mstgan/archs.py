@@ -180,14 +180,16 @@ class MSTGenerator(nn.Module):
         ch: channels of fusion / reconstruction.
         n_blocks: reconstruction residual blocks; the second half are depthwise-separable.
         flow_ch: channels of each flow pyramid level.
+        refine_blocks: residual blocks of the detail-refinement module.
+        skip_mode: interpolation of the centre-frame skip ("bicubic" or "bilinear").
     Input ``[N, T, 3, H, W]`` RGB in [0, 1]; output ``[N, 3, s*H, s*W]``.
     """
 
     def __init__(self, scale: int = 4, n_frames: int = 5, feat_ch: int = 32, ch: int = 48,
-                 n_blocks: int = 10, flow_ch: int = 24, refine_blocks: int = 2):  # fmt: skip
+                 n_blocks: int = 10, flow_ch: int = 24, refine_blocks: int = 2, skip_mode: str = "bicubic"):  # fmt: skip
         super().__init__()
         assert n_frames % 2 == 1, "window must be odd so the centre frame is defined"
-        self.scale, self.n_frames = scale, n_frames
+        self.scale, self.n_frames, self.skip_mode = scale, n_frames, skip_mode
         self.extractor = FeatureExtractor(feat_ch)
         self.flow = PyramidFlow(flow_ch)
         self.fusion = TemporalFusion(feat_ch, ch, n_frames)
@@ -225,7 +227,8 @@ class MSTGenerator(nn.Module):
         feat = self.fusion(aligned)
         feat = self.recon(feat) + feat
         centre = x[:, self.n_frames // 2]
-        skip = F.interpolate(centre, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        # the network only has to learn the detail that the interpolated centre frame lacks
+        skip = F.interpolate(centre, scale_factor=self.scale, mode=self.skip_mode, align_corners=False)
         base = F.pixel_shuffle(self.upsample(feat), self.scale) + skip
         out = self.refine(feat, base, skip)
         return (out, flow) if return_flow else out

@@ -78,17 +78,18 @@ def _cached_lr(hr: np.ndarray, scale: int, key: str, cache_dir: Path | None) -> 
 
 
 def build_sequences(root: str | Path, names: list[str], scale: int, jitter: bool,
-                    cache_dir: str | Path | None = None) -> list[Sequence]:  # fmt: skip
+                    cache_dir: str | Path | None = None, pack: dict | None = None) -> list[Sequence]:  # fmt: skip
+    """``pack`` (from :func:`mstgan.datapack.load`) replaces reading the folders under ``root``."""
     cache = Path(cache_dir) if cache_dir else None
     out = []
     for name in names:
-        frames = load_frames(Path(root) / name)
+        frames = pack[name] if pack is not None else load_frames(Path(root) / name)
         factors = jitter_factors(*frames.shape[1:3]) if jitter else [1.0]
         for fac in factors:
             hr = _rescale(frames, fac)
             h, w = hr.shape[1] // scale * scale, hr.shape[2] // scale * scale
             hr = np.ascontiguousarray(hr[:, :h, :w])
-            lr = _cached_lr(hr, scale, f"{name}@{fac}", cache)
+            lr = _cached_lr(hr, scale, f"{'pack:' if pack is not None else ''}{name}@{fac}", cache)
             out.append(Sequence(f"{name}@{fac}", hr, lr))
     return out
 

