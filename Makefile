@@ -26,8 +26,9 @@ demo: build
 fixtures: setup
 	cd models && ../$(PY) -m mstgan.fixtures
 
+# the example tests run the example programs: build them first
 test-rust: setup
-	cargo build --release
+	cargo build --examples
 	cargo test --all-targets
 
 test-python: setup
