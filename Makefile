@@ -26,9 +26,10 @@ demo: build
 fixtures: setup
 	cd models && ../$(PY) -m mstgan.fixtures
 
-# the example tests run the example programs: build them first
+# the launch and example tests run the built plugin and example programs: build them first
+# (cargo test alone leaves the cdylib in target/debug/deps)
 test-rust: setup
-	cargo build --examples
+	cargo build --lib --examples
 	cargo test --all-targets
 
 test-python: setup
