@@ -1,0 +1,124 @@
+"""From training checkpoints to the shipped models and the model card's numbers.
+
+Exports each checkpoint to ONNX (FP32), quantises it to INT8, evaluates FP32, INT8 and bicubic
+on Vid4 (PSNR/SSIM-Y; LPIPS-alex and tOF at x4), times FP32 vs INT8 on CPU in the same run, and
+writes ``results.json`` + ``results.md`` next to the models.
+
+    python -m mstgan.release --model x4:fidelity:checkpoints/x4_stage1.pt \\
+        --model x4:perceptual:checkpoints/x4_stage2.pt --out ..
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .evaluate import evaluate
+from .export import export_onnx, load_generator, parity
+from .quantize import calibration_windows, quantize
+
+
+def cpu_speed(path: Path, threads: int = 2, hw: tuple[int, int] = (144, 180), runs: int = 5) -> float:
+    """Median seconds per inference of one window at hw on CPU."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    window = int(sess.get_modelmeta().custom_metadata_map["window"])
+    x = np.random.default_rng(0).random((1, window, 3, *hw), dtype=np.float32)
+    sess.run(None, {"frames": x})
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        sess.run(None, {"frames": x})
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", required=True, help="x<scale>:<variant>:<checkpoint> (repeatable)")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1]), help="folder for the .onnx files")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-eval", action="store_true")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    results = {"machine": machine(), "threads": args.threads, "models": [], "bicubic": {}}
+    try:
+        results["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        pass
+    scales = set()
+    for spec in args.model:
+        scale_s, variant, ckpt = spec.split(":", 2)
+        scale = int(scale_s.lstrip("x"))
+        scales.add(scale)
+        g, st = load_generator(ckpt)
+        fp32 = export_onnx(g, out / f"mstgan-x{scale}-{variant}.onnx", "fp32", st["step"],
+                           {"variant": variant, "stage": st["options"]["stage"]})  # fmt: skip
+        diff = parity(g, fp32)
+        int8 = quantize(fp32, out / f"mstgan-x{scale}-{variant}-int8.onnx",
+                        calibration_windows(scale, g.n_frames))  # fmt: skip
+        entry = {"scale": scale, "variant": variant, "checkpoint": str(ckpt), "steps": st["step"],
+                 "parity_max_abs": diff, "fp32": str(fp32.name), "int8": str(int8.name),
+                 "cpu_s_fp32": cpu_speed(fp32, args.threads), "cpu_s_int8": cpu_speed(int8, args.threads)}  # fmt: skip
+        if not args.skip_eval:
+            perceptual = scale == 4
+            entry["vid4_fp32"] = evaluate(f"onnx:{fp32}", scale, _vid4(), perceptual, args.threads)["average"]
+            entry["vid4_int8"] = evaluate(f"onnx:{int8}", scale, _vid4(), perceptual, args.threads)["average"]
+        results["models"].append(entry)
+        print(json.dumps(entry), flush=True)
+    if not args.skip_eval:
+        for s in sorted(scales):
+            results["bicubic"][f"x{s}"] = evaluate("bicubic", s, _vid4(), s == 4, args.threads)["average"]
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "results.md").write_text(to_markdown(results))
+    print((out / "results.md").read_text())
+    return 0
+
+
+def _vid4() -> Path:
+    from .evaluate import default_vid4
+
+    return default_vid4()
+
+
+def to_markdown(r: dict) -> str:
+    lines = [f"Machine: {r['machine']}; onnxruntime CPU provider, {r['threads']} threads; commit {r.get('commit', '?')}.", "",
+             "| model | steps | Vid4 PSNR-Y | SSIM-Y | LPIPS-alex | tOF | CPU ms / 180x144 frame |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for s, b in sorted(r["bicubic"].items()):
+        lines.append(f"| bicubic {s} | - | {b['psnr']:.2f} | {b['ssim']:.4f} | {b.get('lpips', float('nan')):.3f} | "
+                     f"{b.get('tof', float('nan')):.3f} | - |")  # fmt: skip
+    for m in r["models"]:
+        for prec in ("fp32", "int8"):
+            v = m.get(f"vid4_{prec}")
+            if v is None:
+                continue
+            lines.append(f"| x{m['scale']} {m['variant']} {prec.upper()} | {m['steps']} | {v['psnr']:.2f} | {v['ssim']:.4f} | "
+                         f"{v.get('lpips', float('nan')):.3f} | {v.get('tof', float('nan')):.3f} | {m[f'cpu_s_{prec}'] * 1000:.0f} |")  # fmt: skip
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
