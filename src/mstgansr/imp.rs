@@ -233,8 +233,16 @@ impl MstGanSr {
         let precision = match settings.precision {
             Precision::Int8 => "int8",
             Precision::Fp32 | Precision::Fp16 => "fp32",
-            // INT8 is the fast path on CPU; GPUs take the FP32 model (TensorRT builds FP16 from it)
-            Precision::Auto if settings.execution_provider == ExecutionProvider::Cpu => "auto",
+            // GPUs take the FP32 model (TensorRT builds FP16 kernels from it); INT8 is the
+            // fast path on CPU, which is also where `auto` lands without onnxruntime-gpu
+            Precision::Auto
+                if matches!(
+                    settings.execution_provider,
+                    ExecutionProvider::Cuda | ExecutionProvider::TensorRt
+                ) =>
+            {
+                "fp32"
+            }
             Precision::Auto => "auto",
         };
         match models::resolve(settings.scale, precision, plugin_file.as_deref()) {
@@ -298,10 +306,11 @@ impl MstGanSr {
             outb.set_offset_end(centre.offset_end());
             let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(outb, out_info)
                 .map_err(|_| gst::FlowError::Error)?;
-            let strides: Vec<usize> = vf.plane_stride().iter().map(|s| *s as usize).collect();
             let n_planes = vf.n_planes() as usize;
-            let mut data: Vec<&mut [u8]> =
-                vf.planes_data_mut().into_iter().take(n_planes).collect();
+            let strides: Vec<usize> = vf.plane_stride()[..n_planes]
+                .iter()
+                .map(|s| *s as usize)
+                .collect();
             let in_frame =
                 gst_video::VideoFrameRef::from_buffer_ref_readable(centre.as_ref(), &neg.in_info)
                     .map_err(|_| gst::FlowError::Error)?;
@@ -321,7 +330,7 @@ impl MstGanSr {
                 _ => None,
             };
             let mut dst = PlanesMut {
-                data: std::mem::take(&mut data),
+                data: vf.planes_data_mut().into_iter().take(n_planes).collect(),
                 strides,
             };
             convert::from_rgb_planar(
