@@ -25,9 +25,10 @@ def _encode(frame: np.ndarray, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def build(out: Path, budget_mib: float = 40.0, quality: int = 92, max_short: int = 540) -> Path:
+def build(out: Path, budget_mib: float = 40.0, quality: int = 92, max_short: int = 540,
+          names: list[str] | None = None) -> Path:  # fmt: skip
     root = D.default_train_root()
-    names = D.list_sequences(root)
+    names = names or D.list_sequences(root)
     seqs = {}
     for n in names:
         frames = D.load_frames(root / n)
@@ -35,15 +36,15 @@ def build(out: Path, budget_mib: float = 40.0, quality: int = 92, max_short: int
         if short > max_short:
             frames = D._rescale(frames, max_short / short)
         seqs[n] = frames
-    # share the byte budget by frame count, keeping at least 16 frames per sequence
+    # share the byte budget by frame count, keeping at least 7 frames (one stage-2 clip) each
     est = {n: len(_encode(f[0], quality)) for n, f in seqs.items()}
     budget = budget_mib * 2**20
     keep = {n: len(f) for n, f in seqs.items()}
     while sum(keep[n] * est[n] for n in seqs) > budget:
         n = max(keep, key=lambda k: keep[k] * est[k])
-        if keep[n] <= 16:
+        if keep[n] <= 7:
             break
-        keep[n] = max(16, int(keep[n] * 0.9))
+        keep[n] = max(7, int(keep[n] * 0.9))
     blobs, index = [], []
     for n, f in seqs.items():
         for i in range(keep[n]):
