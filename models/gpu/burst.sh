@@ -15,13 +15,16 @@ set -euo pipefail
 RUN=${1:-x4_stage1}
 MINUTES=${2:-8}
 DEVICE=${DEVICE:-cuda}
+# the committed x4_stage1 run finished its cosine at 4800 steps: a burst continues it as a warm
+# restart of the schedule up to TOTAL steps (keep TOTAL fixed across bursts)
+TOTAL=${TOTAL:-20000}
 OUT=${OUT:-/tmp/mstgan-burst-out}
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT" "runs/burst-$RUN"
 export MSTGAN_CACHE="$PWD/../.gpu"
 if [ -f "checkpoints/$RUN.pt" ]; then cp "checkpoints/$RUN.pt" "runs/burst-$RUN/last.pt"; fi
 PYTHONUNBUFFERED=1 python3 -m mstgan.train --opt "options/$RUN.json" --device "$DEVICE" --out "runs/burst-$RUN" \
-  --max-minutes "$MINUTES" --set datapack='"../.gpu/pack.npz"' w_perceptual=0 batch=32 lr_patch=48 \
+  --max-minutes "$MINUTES" --set datapack='"../.gpu/pack.npz"' w_perceptual=0 batch=32 lr_patch=48 total_steps="$TOTAL" \
   val_every=250 ckpt_every=250 2>&1 | tee "$OUT/train.out"
 cp "runs/burst-$RUN/last.pt" "runs/burst-$RUN/log.csv" "$OUT/"
 if [ -f "runs/burst-$RUN/best.pt" ]; then cp "runs/burst-$RUN/best.pt" "$OUT/"; fi

@@ -57,13 +57,27 @@ def machine() -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", required=True, help="x<scale>:<variant>:<checkpoint> (repeatable)")
+    ap.add_argument("--model", action="append", default=[], help="x<scale>:<variant>:<checkpoint> (repeatable)")
+    ap.add_argument("--speed", action="store_true",
+                    help="only re-time FP32 vs INT8 of every model in results.json (run on an idle machine)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1]), help="folder for the .onnx files")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-eval", action="store_true")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    results = {"machine": machine(), "threads": args.threads, "models": [], "bicubic": {}}
+    res_path = out / "results.json"
+    # models released earlier stay in the results unless released again
+    results = json.loads(res_path.read_text()) if res_path.exists() else {"models": [], "bicubic": {}}
+    results.update({"machine": machine(), "threads": args.threads})
+    if args.speed:
+        for m in results["models"]:
+            m["cpu_s_fp32"] = cpu_speed(out / m["fp32"], args.threads)
+            m["cpu_s_int8"] = cpu_speed(out / m["int8"], args.threads)
+            print(f"x{m['scale']} {m['variant']}: FP32 {m['cpu_s_fp32'] * 1000:.0f} ms, INT8 {m['cpu_s_int8'] * 1000:.0f} ms "
+                  f"({m['cpu_s_fp32'] / m['cpu_s_int8']:.2f}x)")  # fmt: skip
+        res_path.write_text(json.dumps(results, indent=1) + "\n")
+        (out / "results.md").write_text(to_markdown(results))
+        return 0
     try:
         results["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     except OSError:
@@ -86,10 +100,12 @@ def main(argv=None) -> int:
             perceptual = scale == 4
             entry["vid4_fp32"] = evaluate(f"onnx:{fp32}", scale, _vid4(), perceptual, args.threads)["average"]
             entry["vid4_int8"] = evaluate(f"onnx:{int8}", scale, _vid4(), perceptual, args.threads)["average"]
+        results["models"] = [m for m in results["models"] if (m["scale"], m["variant"]) != (scale, variant)]
         results["models"].append(entry)
+        results["models"].sort(key=lambda m: (-m["scale"], m["variant"]))
         print(json.dumps(entry), flush=True)
     if not args.skip_eval:
-        for s in sorted(scales):
+        for s in sorted(scales - {int(k[1:]) for k in results["bicubic"]}):
             results["bicubic"][f"x{s}"] = evaluate("bicubic", s, _vid4(), s == 4, args.threads)["average"]
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "results.md").write_text(to_markdown(results))
