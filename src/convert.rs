@@ -184,6 +184,9 @@ pub fn from_rgb_planar(
             bpp,
         } => {
             let stride = dst.strides[0];
+            // the byte that is neither R, G nor B: alpha, or the padding of xRGB layouts
+            let fourth = a_off
+                .unwrap_or_else(|| (0..4).find(|k| *k != r && *k != g && *k != b).unwrap_or(3));
             for y in 0..height {
                 let row = &mut dst.data[0][y * stride..];
                 for x in 0..width {
@@ -193,9 +196,7 @@ pub fn from_rgb_planar(
                     p[g] = unit_to_byte(gp[i]);
                     p[b] = unit_to_byte(bp[i]);
                     if bpp == 4 {
-                        // the padding byte of xRGB layouts and alpha both get a defined value
-                        let pad = (0..4).find(|k| *k != r && *k != g && *k != b).unwrap_or(3);
-                        p[a_off.unwrap_or(pad)] = match (&alpha, a_off) {
+                        p[fourth] = match (&alpha, a_off) {
                             (Some(a), Some(_)) => a.sample(x, y, width, height),
                             _ => 255,
                         };

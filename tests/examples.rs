@@ -123,22 +123,25 @@ fn av_input(name: &str, frames: u32, w: u32, h: u32) -> PathBuf {
     p
 }
 
+/// `upscale_file INPUT OUT --scale S` on CPU with the fixture model of that scale.
+fn upscale_file(input: &Path, out: &Path, scale: u32) -> Command {
+    let mut c = Command::new(example("upscale_file"));
+    c.args([
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--provider",
+        "cpu",
+    ])
+    .args(["--scale", &scale.to_string()])
+    .args(["--model", &fixture(&format!("fixture-x{scale}-t5.onnx"))]);
+    c
+}
+
 #[test]
 fn upscale_file_keeps_audio_and_upscales_every_frame() {
     let input = av_input("av.mp4", 20, 48, 32);
     let out = tmp("av-x4.mp4");
-    let o = Command::new(example("upscale_file"))
-        .args([
-            input.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--scale",
-            "4",
-            "--provider",
-            "cpu",
-        ])
-        .args(["--model", &fixture("fixture-x4-t5.onnx")])
-        .output()
-        .unwrap();
+    let o = upscale_file(&input, &out, 4).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
@@ -180,16 +183,7 @@ fn upscale_file_errors_are_clear() {
 fn upscale_file_ctrl_c_leaves_a_playable_file() {
     let input = av_input("long.mp4", 3000, 96, 64);
     let out = tmp("long-x2.mp4");
-    let mut child = Command::new(example("upscale_file"))
-        .args([
-            input.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--scale",
-            "2",
-            "--provider",
-            "cpu",
-        ])
-        .args(["--model", &fixture("fixture-x2-t5.onnx")])
+    let mut child = upscale_file(&input, &out, 2)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

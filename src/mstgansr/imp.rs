@@ -469,19 +469,7 @@ impl ObjectImpl for MstGanSr {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings.lock().unwrap();
         match pspec.name() {
-            "scale" => {
-                let v: u32 = value.get().expect("type checked upstream");
-                if v == 3 || v == 2 || v == 4 {
-                    s.scale = v;
-                } else {
-                    gst::error!(
-                        CAT,
-                        imp = self,
-                        "scale must be 2, 3 or 4, not {v}; keeping {}",
-                        s.scale
-                    );
-                }
-            }
+            "scale" => s.scale = value.get().expect("type checked upstream"),
             "model-location" => s.model_location = value.get().expect("type checked upstream"),
             "execution-provider" => {
                 s.execution_provider = value.get().expect("type checked upstream")
