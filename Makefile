@@ -45,7 +45,7 @@ test: test-rust test-python test-meson
 
 # GPU burst inputs (see models/gpu/burst.sh): the data pack and LPIPS-alex, kept out of git
 gpu-pack: setup
-	cd models && ../$(PY) -m mstgan.datapack --out ../.gpu/pack.npz --budget-mib 38
+	cd models && ../$(PY) -m mstgan.datapack --out ../.gpu/pack.npz --budget-mib 30
 	mkdir -p .gpu/lpips && cp models/.cache/lpips/alexnet.npz .gpu/lpips/
 
 fmt:

@@ -47,12 +47,12 @@ def read_metadata(path: str | Path) -> dict:
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 
-def export_onnx(g: MSTGenerator, path: str | Path, precision: str = "fp32", steps: int = 0,
-                extra: dict | None = None, sample_hw: tuple[int, int] = (36, 44)) -> Path:  # fmt: skip
+def trace_contract(model: torch.nn.Module, window: int, path: str | Path,
+                   sample_hw: tuple[int, int] = (36, 44)) -> Path:  # fmt: skip
+    """Traces ``model`` ([N,T,3,H,W] -> [N,3,sH,sW]) to ONNX with the contract's names and dynamic axes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = _Clamped(g.eval()).eval()
-    x = torch.rand(1, g.n_frames, 3, *sample_hw)
+    x = torch.rand(1, window, 3, *sample_hw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -60,6 +60,12 @@ def export_onnx(g: MSTGenerator, path: str | Path, precision: str = "fp32", step
             dynamic_axes={"frames": {0: "n", 3: "h", 4: "w"}, "upscaled": {0: "n", 2: "sh", 3: "sw"}},
             dynamo=False,
         )  # fmt: skip
+    return path
+
+
+def export_onnx(g: MSTGenerator, path: str | Path, precision: str = "fp32", steps: int = 0,
+                extra: dict | None = None, sample_hw: tuple[int, int] = (36, 44)) -> Path:  # fmt: skip
+    path = trace_contract(_Clamped(g.eval()).eval(), g.n_frames, path, sample_hw)
     meta = {"scale": g.scale, "window": g.n_frames, "precision": precision, "version": __version__,
             "training_steps": steps, "input": "frames [N,T,3,H,W] RGB 0..1", "output": "upscaled [N,3,sH,sW]"}  # fmt: skip
     meta.update(extra or {})

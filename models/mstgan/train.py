@@ -140,7 +140,7 @@ class Trainer:
         self.ema.load_state_dict(st["ema"])
         self.opt_g.load_state_dict(st["opt_g"])
         self.step, self.best, self.bad_evals = st["step"], st["best"], st.get("bad_evals", 0)
-        torch.set_rng_state(st["rng"]["torch"])
+        torch.set_rng_state(st["rng"]["torch"].cpu())
         self.sampler.rng.bit_generator.state = st["rng"]["numpy"]
         random.setstate(st["rng"]["python"])
         if self.stage2 and "D" in st:
@@ -272,12 +272,23 @@ class Trainer:
                 w.writeheader()
             w.writerow(row)
 
-    def fit(self, max_minutes: float | None = None, max_steps: int | None = None) -> dict:
+    def fit(self, max_minutes: float | None = None, max_steps: int | None = None, anneal_in_time: bool = False) -> dict:
+        """Train to total_steps (or max_steps / max_minutes). anneal_in_time: once the speed is
+        known, set total_steps to what max_minutes allows, so the cosine ends inside this run
+        (a GPU burst on a machine of unknown speed)."""
         opt = self.opt
         start = time.time()
         end_step = min(opt["total_steps"], max_steps) if max_steps else opt["total_steps"]
         acc: dict[str, list[float]] = {}
+        first_step = self.step
+        refit_at = [45.0, max_minutes * 30] if anneal_in_time and max_minutes else []
         while self.step < end_step:
+            if refit_at and time.time() - start > refit_at[0]:
+                refit_at.pop(0)
+                rate = (self.step - first_step) / (time.time() - start)
+                left = max_minutes * 60 - (time.time() - start)
+                opt["total_steps"] = end_step = self.step + int(0.92 * rate * left)
+                print(f"[{opt['name']}] {rate:.1f} steps/s: schedule ends at step {end_step}", flush=True)
             logs = self.train_step()
             for k, v in logs.items():
                 acc.setdefault(k, []).append(v)
@@ -315,6 +326,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this much wall time")
     ap.add_argument("--max-steps", type=int)
+    ap.add_argument("--anneal-in-time", action="store_true",
+                    help="fit the end of the LR schedule to --max-minutes (GPU bursts)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--set", nargs="*", default=[], help="key=value overrides (JSON values)")
     args = ap.parse_args(argv)
@@ -325,6 +338,11 @@ def main(argv=None) -> int:
     opt = load_options(args.opt, overrides)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):
+        # fixed crop shapes: let cuDNN pick its fastest kernels; TF32 is ample for training
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     out = Path(args.out or Path(__file__).resolve().parents[1] / "runs" / opt["name"])
     trainer = Trainer(opt, out, args.device)
     resume = out / "last.pt" if args.resume == "auto" else (None if args.resume == "none" else Path(args.resume))
@@ -335,7 +353,7 @@ def main(argv=None) -> int:
         fresh = trainer.init_generator(Path(opt["init_from"]))
         print(f"initialised generator from {opt['init_from']} (fresh: {', '.join(fresh) or 'none'})", flush=True)
     try:
-        best = trainer.fit(args.max_minutes, args.max_steps)
+        best = trainer.fit(args.max_minutes, args.max_steps, args.anneal_in_time)
     except TrainingDiverged as e:
         print(f"error: training diverged: {e}", file=sys.stderr)
         return 3
