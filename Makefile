@@ -7,7 +7,7 @@ export GST_PLUGIN_PATH := $(PLUGIN_DIR)
 # the bundled models are found next to the source tree; onnxruntime from the project venv
 export MSTGANSR_MODEL_DIR := $(CURDIR)/models
 
-.PHONY: setup build demo test test-rust test-python test-meson fixtures gpu-pack fmt lint
+.PHONY: setup build demo test test-rust test-python test-meson compare fixtures gpu-pack fmt lint
 
 setup:
 	bash scripts/setup.sh
@@ -22,6 +22,10 @@ demo: build
 	  queue ! mstgansr scale=4 execution-provider=cpu ! queue ! videoconvert ! \
 	  x264enc speed-preset=medium pass=qual quantizer=18 ! mp4mux ! filesink location=out/tennis-x4.mp4
 	@echo "wrote out/tennis-x4.mp4 (856x480, 30 frames)"
+
+# Vid4 comparison through GStreamer (all methods, all scales) -> docs/results.md, docs/compare/
+compare: build
+	cd models && ../$(PY) -m mstgan.compare --out ../docs --readme ../README.md
 
 fixtures: setup
 	cd models && ../$(PY) -m mstgan.fixtures

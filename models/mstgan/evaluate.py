@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from .degradation import degrade_bi, imresize, to_uint8
-from .metrics import psnr_y, ssim_y
+from .metrics import farneback_flows, psnr_y, ssim_y, tof_from_flows
 
 CLIPS = ("calendar", "city", "foliage", "walk")
 
@@ -62,14 +62,7 @@ def upscale_onnx(sess, lr: np.ndarray, window: int) -> np.ndarray:
 
 def tof(out: np.ndarray, gt: np.ndarray) -> float:
     """TecoGAN tOF: mean L2 distance between Farneback flows of consecutive output and GT frames."""
-    import cv2
-
-    def flows(frames):
-        grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-        return [cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0) for a, b in zip(grey[:-1], grey[1:])]
-
-    d = [np.sqrt(((fo - fg) ** 2).sum(-1)).mean() for fo, fg in zip(flows(out), flows(gt))]
-    return float(np.mean(d))
+    return tof_from_flows(farneback_flows(out), farneback_flows(gt))
 
 
 def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, threads: int = 2) -> dict:

@@ -70,6 +70,31 @@ def fetch(dest: Path | None = None, nets: tuple[str, ...] = ("alexnet", "vgg16")
     return dest
 
 
+# reference pairs with values computed by the official implementations (pyiqa's ResultsCalibra)
+REFERENCE_SDIST = "pyiqa==0.1.16"
+
+
+def fetch_reference_pairs(dest: Path | None = None) -> Path:
+    """Downloads the pyiqa sdist (once) and keeps its ResultsCalibra folder: five reference /
+    distorted image pairs and results_official.csv (LPIPS, PSNR, ... from the official code)."""
+    dest = dest or cache_dir() / "calibra"
+    if (dest / "results_official.csv").exists():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+                        REFERENCE_SDIST, "-d", tmp], check=True)  # fmt: skip
+        with tarfile.open(next(Path(tmp).glob("pyiqa-*.tar.gz"))) as tar:
+            for m in tar.getmembers():
+                parts = Path(m.name).parts
+                if len(parts) >= 3 and parts[1] == "ResultsCalibra" and m.isfile():
+                    if parts[2] in ("ref_dir", "dist_dir") or parts[2] == "results_official.csv":
+                        out = dest.joinpath(*parts[2:])
+                        out.parent.mkdir(parents=True, exist_ok=True)
+                        out.write_bytes(tar.extractfile(m).read())
+    return dest
+
+
 VGG_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
 VGG_TAPS = {1, 4, 8, 12, 16}
 
@@ -134,17 +159,21 @@ class LPIPS(nn.Module):
                     feats.append(x)
         return feats
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        a = ((a * 2 - 1) - self.shift) / self.scale
-        b = ((b * 2 - 1) - self.shift) / self.scale
-        both = self._features(torch.cat((a, b)))
+    def embed(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Unit-normalised features of [N,3,H,W] images in [0, 1]; ``distance`` compares two
+        embeddings, so a frame compared with several others is embedded once."""
+        x = ((x * 2 - 1) - self.shift) / self.scale
+        return [f / (f.pow(2).sum(1, keepdim=True).sqrt() + 1e-10) for f in self._features(x)]
+
+    def distance(self, fa: list[torch.Tensor], fb: list[torch.Tensor]) -> torch.Tensor:
         total = 0
-        for f, lin in zip(both, self.lins):
-            fa, fb = f.chunk(2)
-            fa = fa / (fa.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-            fb = fb / (fb.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-            total = total + ((fa - fb) ** 2 * lin).sum(1).mean((1, 2))
+        for a, b, lin in zip(fa, fb, self.lins):
+            total = total + ((a - b) ** 2 * lin).sum(1).mean((1, 2))
         return total
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        both = self.embed(torch.cat((a, b)))
+        return self.distance(*zip(*(f.chunk(2) for f in both)))
 
 
 if __name__ == "__main__":
@@ -153,3 +182,4 @@ if __name__ == "__main__":
     args = ap.parse_args()
     if args.fetch:
         print(fetch())
+        print(fetch_reference_pairs())

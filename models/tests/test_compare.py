@@ -1,0 +1,126 @@
+"""The comparison's metric code against known values, its pipelines end to end through the real
+element, and its errors on bad input."""
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mstgan import compare as C
+from mstgan.degradation import degrade_bi
+from mstgan.lpips import LPIPS, fetch_reference_pairs
+from mstgan.metrics import psnr, ssim_y
+
+
+def test_metrics_match_the_official_implementations():
+    """LPIPS-alex and PSNR on the five pairs whose official values pyiqa publishes."""
+    ref = fetch_reference_pairs()
+    rows = {r[0]: r[1:] for r in csv.reader(open(ref / "results_official.csv"))}
+    names = rows["Method"]
+    lp = LPIPS("alex")
+    for i, name in enumerate(names):
+        a = np.asarray(Image.open(ref / "ref_dir" / name).convert("RGB"))
+        b = np.asarray(Image.open(ref / "dist_dir" / name).convert("RGB"))
+        assert psnr(b, a) == pytest.approx(float(rows["psnr"][i]), abs=0.01), name
+        got = float(C.lpips_series(lp, b[None], a[None])[0])
+        assert got == pytest.approx(float(rows["lpips"][i]), abs=2e-4), name
+
+
+def test_ssim_of_constant_images_is_the_closed_form():
+    # variances vanish, so SSIM = (2ab + C1) / (a^2 + b^2 + C1) on the Y values
+    a, b = np.full((32, 32, 3), 100, np.uint8), np.full((32, 32, 3), 140, np.uint8)
+    ya, yb = 16 + 219 * 100 / 255, 16 + 219 * 140 / 255
+    c1 = (0.01 * 255) ** 2
+    assert ssim_y(a, b) == pytest.approx((2 * ya * yb + c1) / (ya**2 + yb**2 + c1), rel=1e-6)
+    assert ssim_y(a, a) == pytest.approx(1.0)
+
+
+def test_temporal_metrics_see_flicker():
+    lp = LPIPS("alex")
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (1, 48, 48, 3)).astype(np.uint8)
+    gt = np.repeat(base, 4, 0)
+    flicker = gt.copy()
+    flicker[1::2] = np.clip(flicker[1::2].astype(int) + rng.integers(-40, 40, flicker[1::2].shape), 0, 255)
+    assert C.tlp(lp, gt, gt) == pytest.approx(0.0, abs=1e-6)
+    assert C.tlp(lp, flicker, gt) > 0.5
+
+
+def test_vmaf_runs_and_orders():
+    rng = np.random.default_rng(1)
+    gt = rng.integers(0, 255, (3, 64, 64, 3)).astype(np.uint8)
+    gt = np.asarray([np.asarray(Image.fromarray(f).resize((64, 64), Image.BICUBIC)) for f in gt])
+    noisy = np.clip(gt.astype(int) + rng.integers(-30, 30, gt.shape), 0, 255).astype(np.uint8)
+    assert C.vmaf(gt, gt) > C.vmaf(noisy, gt)
+
+
+@pytest.fixture(scope="module")
+def tiny_vid4(tmp_path_factory, shared_data):
+    """A 7-frame, 96x64 cut of calendar laid out like Vid4 (GT + BIx4)."""
+    root = tmp_path_factory.mktemp("vid4")
+    src = sorted((shared_data / "vid4" / "GT" / "calendar").glob("*.png"))[:7]
+    for i, f in enumerate(src):
+        g = np.asarray(Image.open(f).convert("RGB"))[100:164, 200:296]
+        for sub, img in (("GT", g), ("BIx4", degrade_bi(g, 4))):
+            (root / sub / "calendar").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(root / sub / "calendar" / f"{i:08d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def fixture_models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    shutil.copy(C.MODELS / "fixtures" / "fixture-x4-t5.onnx", d / "mstgan-x4-fixture.onnx")
+    return d
+
+
+def test_end_to_end_through_gstreamer(tiny_vid4, fixture_models, tmp_path):
+    results = C.run([4], ["calendar"], tiny_vid4, tmp_path, threads=1, only=["catrom", "bilinear", "fixture"],
+                    models_dir=fixture_models, peer=False, command="test")  # fmt: skip
+    by = {r["name"]: r for r in results}
+    assert set(by) == {"videoscale-bilinear", "videoscale-catrom", "mstgansr-fixture-fp32"}
+    for r in results:
+        assert r["frames"] == 7 and r["fps"] > 0 and r["peak_mib"] > 1
+        avg = r["average"]
+        assert 15 < avg["psnr"] < 40 and 0 < avg["ssim"] < 1 and 0 < avg["lpips"] < 1 and avg["vmaf"] >= 0
+    # Catmull-Rom is sharper than bilinear on real detail
+    assert by["videoscale-catrom"]["average"]["psnr"] > by["videoscale-bilinear"]["average"]["psnr"]
+    md = (tmp_path / "results.md").read_text()
+    assert "mstgansr fixture FP32" in md and "| videoscale catrom |" in md
+    assert (tmp_path / "compare" / "crops-calendar.png").exists()
+    assert (tmp_path / "compare" / "xt-calendar.png").exists()
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- compare:begin -->\nold\n<!-- compare:end -->\nrest\n")
+    C.update_readme(readme, results)
+    text = readme.read_text()
+    assert "old" not in text and "| videoscale catrom |" in text and text.endswith("rest\n")
+
+
+def test_missing_data_names_the_folder(tmp_path):
+    with pytest.raises(C.CompareError, match="Vid4 not found"):
+        C.load_clips(tmp_path / "nowhere", 4, ["calendar"], tmp_path)
+
+
+def test_short_input_clip_is_an_error(tiny_vid4, tmp_path):
+    broken = tmp_path / "vid4"
+    shutil.copytree(tiny_vid4, broken)
+    (broken / "BIx4" / "calendar" / "00000006.png").unlink()
+    with pytest.raises(C.CompareError, match="calendar: 6 BIx4 frames .* for 7 GT frames"):
+        C.load_clips(broken, 4, ["calendar"], tmp_path)
+
+
+def test_a_pipeline_that_drops_frames_is_an_error(tiny_vid4, tmp_path):
+    clip = C.load_clips(tiny_vid4, 4, ["calendar"], tmp_path)[0]
+    m = C.Method("short", "short pipeline", 4, "identity eos-after=3 ! videoscale ! video/x-raw,width={w},height={h}", "classic")
+    with pytest.raises(C.CompareError, match="short pipeline on calendar: the pipeline produced [23] frames .* for 7 input frames; frame [23] is missing"):
+        C.run_method(m, clip, tmp_path, C.plugin_env(None))
+
+
+def test_mismatched_output_size_is_an_error():
+    lp = LPIPS("alex")
+    with pytest.raises(C.CompareError, match="differ"):
+        C.clip_metrics(np.zeros((2, 8, 8, 3), np.uint8), C.Reference(np.zeros((2, 8, 12, 3), np.uint8), [], [], []), lp, False, 1)
+    torch.set_num_threads(2)
