@@ -405,6 +405,8 @@ def report(results: list[dict], meta: dict, pictures: list[Path], plots: list[Pa
           f"Machine: {meta['machine']}; onnxruntime CPU provider, {meta['threads']} threads; commit(s) "
           f"{', '.join(sorted({r.get('commit', '?') for r in results}))} (dirty trees marked +); {meta['date']}.", "",
           f"Command (from `models/`): `{meta['command']}`", "",
+          *([f"**Only the first {meta['frames_per_clip']} frames of each clip: a quick check, not the protocol.**", ""]
+            if meta["frames_per_clip"] != "all" else []),
           "Every method ran as its own `gst-launch-1.0` pipeline on the Vid4 PNG frames (x4: the standard "
           "BIx4 inputs; x2/x3: made from GT with MATLAB-bicubic). PSNR/SSIM on Y (MATLAB rgb2ycbcr), crop 0, all "
           "frames, mean per clip then over the 4 clips; LPIPS-alex (official v0.1 weights); tOF and tLP "

@@ -25,22 +25,30 @@ from .export import export_onnx, load_generator, parity
 from .quantize import calibration_windows, quantize
 
 
-def cpu_speed(path: Path, threads: int = 2, hw: tuple[int, int] = (144, 180), runs: int = 5) -> float:
-    """Median seconds per inference of one window at hw on CPU."""
+def _session(path: Path, threads: int):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    window = int(sess.get_modelmeta().custom_metadata_map["window"])
-    x = np.random.default_rng(0).random((1, window, 3, *hw), dtype=np.float32)
-    sess.run(None, {"frames": x})
-    times = []
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def cpu_speeds(paths: list[Path], threads: int = 2, hw: tuple[int, int] = (144, 180), runs: int = 5) -> list[float]:
+    """Median seconds per window of each model, the models timed in turn (run after run) so that
+    drifts of a shared machine's speed hit them all alike and their ratio holds."""
+    sessions = [_session(p, threads) for p in paths]
+    inputs = []
+    for sess in sessions:
+        window = int(sess.get_modelmeta().custom_metadata_map["window"])
+        inputs.append({"frames": np.random.default_rng(0).random((1, window, 3, *hw), dtype=np.float32)})
+        sess.run(None, inputs[-1])
+    times: list[list[float]] = [[] for _ in paths]
     for _ in range(runs):
-        t = time.perf_counter()
-        sess.run(None, {"frames": x})
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+        for sess, x, ts in zip(sessions, inputs, times):
+            t = time.perf_counter()
+            sess.run(None, x)
+            ts.append(time.perf_counter() - t)
+    return [float(np.median(ts)) for ts in times]
 
 
 def machine() -> str:
@@ -71,8 +79,7 @@ def main(argv=None) -> int:
     results.update({"machine": machine(), "threads": args.threads})
     if args.speed:
         for m in results["models"]:
-            m["cpu_s_fp32"] = cpu_speed(out / m["fp32"], args.threads)
-            m["cpu_s_int8"] = cpu_speed(out / m["int8"], args.threads)
+            m["cpu_s_fp32"], m["cpu_s_int8"] = cpu_speeds([out / m["fp32"], out / m["int8"]], args.threads, runs=15)
             print(f"x{m['scale']} {m['variant']}: FP32 {m['cpu_s_fp32'] * 1000:.0f} ms, INT8 {m['cpu_s_int8'] * 1000:.0f} ms "
                   f"({m['cpu_s_fp32'] / m['cpu_s_int8']:.2f}x)")  # fmt: skip
         res_path.write_text(json.dumps(results, indent=1) + "\n")
@@ -95,7 +102,8 @@ def main(argv=None) -> int:
                         calibration_windows(scale, g.n_frames))  # fmt: skip
         entry = {"scale": scale, "variant": variant, "checkpoint": str(ckpt), "steps": st["step"],
                  "parity_max_abs": diff, "fp32": str(fp32.name), "int8": str(int8.name),
-                 "cpu_s_fp32": cpu_speed(fp32, args.threads), "cpu_s_int8": cpu_speed(int8, args.threads)}  # fmt: skip
+                 "cpu_s_fp32": None, "cpu_s_int8": None}  # fmt: skip
+        entry["cpu_s_fp32"], entry["cpu_s_int8"] = cpu_speeds([fp32, int8], args.threads, runs=15)
         if not args.skip_eval:
             perceptual = scale == 4
             entry["vid4_fp32"] = evaluate(f"onnx:{fp32}", scale, _vid4(), perceptual, args.threads)["average"]
