@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -62,13 +63,7 @@ class Method:
             f"{self.fragment} ! videoconvert ! video/x-raw,format=RGBx,width={out_w},height={out_h} ! "
             f'filesink location="{dest}"'
         )
-        return ["gst-launch-1.0", "-q", *_split(launch)]
-
-
-def _split(launch: str) -> list[str]:
-    import shlex
-
-    return shlex.split(launch)
+        return ["gst-launch-1.0", "-q", *shlex.split(launch)]
 
 
 def shipped_models(models_dir: Path = MODELS) -> list[tuple[int, str, str, Path]]:

@@ -100,10 +100,10 @@ def main(argv=None) -> int:
         diff = parity(g, fp32)
         int8 = quantize(fp32, out / f"mstgan-x{scale}-{variant}-int8.onnx",
                         calibration_windows(scale, g.n_frames))  # fmt: skip
+        t_fp32, t_int8 = cpu_speeds([fp32, int8], args.threads, runs=15)
         entry = {"scale": scale, "variant": variant, "checkpoint": str(ckpt), "steps": st["step"],
                  "parity_max_abs": diff, "fp32": str(fp32.name), "int8": str(int8.name),
-                 "cpu_s_fp32": None, "cpu_s_int8": None}  # fmt: skip
-        entry["cpu_s_fp32"], entry["cpu_s_int8"] = cpu_speeds([fp32, int8], args.threads, runs=15)
+                 "cpu_s_fp32": t_fp32, "cpu_s_int8": t_int8}  # fmt: skip
         if not args.skip_eval:
             perceptual = scale == 4
             entry["vid4_fp32"] = evaluate(f"onnx:{fp32}", scale, _vid4(), perceptual, args.threads)["average"]
