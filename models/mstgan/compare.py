@@ -100,7 +100,6 @@ class Clip:
     name: str
     lr_dir: Path  # %08d.png, numbered from 0
     gt: np.ndarray  # [F, H, W, 3] uint8, cropped to a multiple of the scale
-    lr_size: tuple[int, int] = (0, 0)  # (h, w)
 
 
 def _read_pngs(d: Path) -> list[Path]:
@@ -140,7 +139,7 @@ def load_clips(vid4: Path, scale: int, clips: list[str], cache: Path, frames: in
                 f = lr_dir / f"{i:08d}.png"
                 if not f.exists():
                     Image.fromarray(degrade_bi(g, scale)).save(f)
-        out.append(Clip(name, lr_dir, gt, (h // scale, w // scale)))
+        out.append(Clip(name, lr_dir, gt))
     return out
 
 
@@ -501,7 +500,7 @@ def run(scales: list[int], clips: list[str], vid4: Path, out: Path, threads: int
     pictures = pics.save(out / "compare") if 4 in scales else sorted((out / "compare").glob("*-*.png"))
     pictures = [p for p in pictures if not p.name.startswith("quality-speed")]
     plots = [scatter(results, s, out / "compare" / f"quality-speed-x{s}.png") for s in sorted({r["scale"] for r in results})]
-    meta = {"machine": machine(), "threads": threads, "commit": commit(), "date": time.strftime("%Y-%m-%d"),
+    meta = {"machine": machine(), "threads": threads, "commit": head, "date": time.strftime("%Y-%m-%d"),
             "command": command, "frames_per_clip": frames or "all"}  # fmt: skip
     (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     (out / "results.md").write_text(report(results, meta, pictures, plots, out))

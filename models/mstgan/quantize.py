@@ -21,8 +21,9 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from . import data as D
 from .export import read_metadata, set_metadata
 
-# Measured on the x4 fidelity model (Vid4 PSNR-Y, FP32 25.37): flow + last convs float -0.22 dB;
-# + feature extractor float -0.06 dB (kept); + refinement and upsampling float too -0.003 dB.
+# Measured on the x4 fidelity model (Vid4 PSNR-Y, FP32 25.37; --float sweeps, see the model card):
+# flow + last convs float -0.22 dB; + feature extractor float -0.06 dB (kept); + refinement and
+# upsampling float too -0.003 dB.
 # The extractor matters: its features feed the flow estimator and every aligned neighbour.
 FLOAT_PREFIXES = ("/g/flow/", "/g/extractor/", "/g/upsample/upsample.2/", "/g/refine/out/")
 
@@ -54,21 +55,22 @@ def calibration_windows(scale: int, window: int, n: int = 24, crop: int = 64, se
     return out
 
 
-def quantize(model_path: str | Path, out_path: str | Path, windows: list[np.ndarray]) -> Path:
+def quantize(model_path: str | Path, out_path: str | Path, windows: list[np.ndarray],
+             float_prefixes: tuple[str, ...] = FLOAT_PREFIXES) -> Path:  # fmt: skip
     model_path, out_path = Path(model_path), Path(out_path)
     meta = read_metadata(model_path)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(model_path), str(pre), skip_symbolic_shape=True)
         names = [n.name for n in onnx.load(str(pre)).graph.node]
-        exclude = [n for n in names if n.startswith(FLOAT_PREFIXES)]
+        exclude = [n for n in names if n.startswith(float_prefixes)]
         quantize_static(
             str(pre), str(out_path), WindowReader(windows), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
             op_types_to_quantize=["Conv"], extra_options={"CalibMovingAverage": True},
         )  # fmt: skip
     meta["precision"] = "int8"
-    meta["float_nodes"] = ",".join(FLOAT_PREFIXES)
+    meta["float_nodes"] = ",".join(float_prefixes)
     set_metadata(out_path, meta)
     return out_path
 
@@ -78,10 +80,12 @@ def main(argv=None) -> int:
     ap.add_argument("--model", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--calib", type=int, default=24, help="calibration windows")
+    ap.add_argument("--float", nargs="+", default=list(FLOAT_PREFIXES), metavar="PREFIX",
+                    help="ONNX node-name prefixes kept in float (sensitivity sweeps)")
     args = ap.parse_args(argv)
     meta = read_metadata(args.model)
     wins = calibration_windows(int(meta["scale"]), int(meta["window"]), args.calib)
-    print(f"wrote {quantize(args.model, args.out, wins)}")
+    print(f"wrote {quantize(args.model, args.out, wins, tuple(args.float))}")
     return 0
 
 
