@@ -47,10 +47,12 @@ test-meson: setup
 
 test: test-rust test-python test-meson
 
-# GPU burst inputs (see models/gpu/burst.sh): the data pack and LPIPS-alex, kept out of git
-gpu-pack: setup
-	cd models && ../$(PY) -m mstgan.datapack --out ../.gpu/pack.npz --budget-mib 30
-	mkdir -p .gpu/lpips && cp models/.cache/lpips/alexnet.npz .gpu/lpips/
+# GPU burst inputs (see models/gpu/burst.sh), kept out of git: video frames + still photos, and
+# LPIPS weights made compact for the 64 MiB transfer (AlexNet fp16, VGG16 int8 per channel)
+gpu-pack:
+	bash scripts/setup.sh --train
+	cd models && ../$(PY) -m mstgan.datapack --out ../.gpu/pack.npz --budget-mib 28 --photos
+	cd models && ../$(PY) -m mstgan.lpips --compact ../.gpu/lpips
 
 fmt:
 	cargo fmt

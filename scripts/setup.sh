@@ -2,6 +2,7 @@
 # Installs everything mstgansr needs on a fresh Debian 12 machine: GStreamer (apt),
 # a Python venv at .venv (torch, onnxruntime, ...), and exports nothing: source
 # scripts/env.sh afterwards (the Makefile does).
+#   --train   also the still photos that training mixes in (Debian wallpaper packages, ~160 MB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,10 @@ APT_PKGS=(time libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp libgstrtspserver-1.0-dev
   pkg-config meson ninja-build)
+if [ "${1:-}" = "--train" ]; then
+  # keep in step with PHOTO_PACKAGES in models/mstgan/data.py
+  APT_PKGS+=(lomiri-wallpapers-16.04 mate-backgrounds plasma-workspace-wallpapers)
+fi
 
 missing=()
 for p in "${APT_PKGS[@]}"; do

@@ -1,42 +1,63 @@
 #!/usr/bin/env bash
 # One GPU training burst on the device machine (H100/H200, its own torch, no internet).
 #
-# Here, once per session:   make gpu-pack      (writes .gpu/pack.npz and .gpu/lpips/alexnet.npz)
+# Here, once per session:   make gpu-pack      (writes .gpu/pack.npz and .gpu/lpips/*.npz)
 # Then with the device tool: run(command="bash models/gpu/burst.sh 8 x4_stage1 x3_stage1",
 #                                carry=[".gpu"], timeout_s=600)
-# Each named run resumes from the committed models/checkpoints/<run>.pt; the runs train side by
-# side on the one GPU (these small models leave most of an H100 idle) for <minutes>, validate
-# (PSNR-Y, LPIPS-alex on the held-out sequences) and write last.pt, best.pt, log.csv and
-# train.out to $OUT/<run>/. Copy them back: cp <files_at>/<run>/last.pt models/checkpoints/<run>.pt
-# (after checking the log), and append log.csv to models/logs/<run>.csv.
+# A run is <options> or <label>=<options>[,key=value...] (overrides in JSON, e.g.
+# "x4_gan=x4_stage2,w_perceptual=1.0,photo_share=0.3"). A run whose label has a committed
+# models/checkpoints/<label>.pt resumes it; otherwise it starts as its options say (stage 2:
+# init_from the stage-1 checkpoint). The runs train side by side on the one GPU (these small
+# models leave most of an H100 idle) for <minutes>, validate (PSNR-Y, LPIPS-alex on the held-out
+# sequences) and write $OUT/<label>/last.pt (full resume state), $OUT/<label>/best.pt (generator
+# EMA weights only: what export needs) and $OUT/logs.tar (<label>.csv, <label>.out): the device
+# tool brings back at most 8 files of 16 MiB. Copy them back after checking the log:
+# cp <files_at>/<label>/last.pt models/checkpoints/<label>.pt; append <label>.csv to
+# models/logs/<label>.csv.
 #
-# The pack has no room for VGG16 (57 MB), so GPU bursts train without the LPIPS-VGG term
-# (w_perceptual=0; the fidelity stage uses a tiny weight anyway). Validation uses LPIPS-alex.
+# Stage-1 runs train without the LPIPS-VGG term (w_perceptual=0: the fidelity stage uses a tiny
+# weight anyway, and VGG would halve the step rate); stage 2 uses it (VGG16 travels as int8).
 set -euo pipefail
 MINUTES=${1:-8}
 shift || true
 RUNS=("${@:-x4_stage1}")
 DEVICE=${DEVICE:-cuda}
 # committed stage-1 runs finished their cosine on CPU: a burst continues each as a warm restart
-# whose cosine is refitted to end within the burst (--anneal-in-time); TOTAL only seeds it
+# whose cosine runs over the burst's wall time (--anneal-in-time); TOTAL is then unused
 TOTAL=${TOTAL:-20000}
 OUT=${OUT:-/tmp/mstgan-burst-out}
 cd "$(dirname "$0")/.."
 export MSTGAN_CACHE="$PWD/../.gpu"
 burst() {
-  local run=$1 dir="runs/burst-$1" out="$OUT/$1"
+  local spec=$1 label opts head=${1%%,*}
+  if [[ $head == *=* ]]; then label=${head%%=*} opts=${spec#*=}; else label=$head opts=$spec; fi
+  local -a parts sets
+  IFS=, read -ra parts <<<"$opts"
+  local run=${parts[0]} dir="runs/burst-$label" out="$OUT/$label"
+  sets=("${parts[@]:1}")
+  if [ ! -f "options/$run.json" ]; then echo "[$label] error: no options/$run.json" >&2; return 2; fi
+  local stage_sets=(w_perceptual=0 batch=32)
+  if grep -q '"stage": 2' "options/$run.json"; then stage_sets=(batch=16); fi
   mkdir -p "$dir" "$out"
-  if [ -f "checkpoints/$run.pt" ]; then cp "checkpoints/$run.pt" "$dir/last.pt"; fi
+  if [ -f "checkpoints/$label.pt" ]; then cp "checkpoints/$label.pt" "$dir/last.pt"; fi
   local rc=0
   PYTHONUNBUFFERED=1 python3 -m mstgan.train --opt "options/$run.json" --device "$DEVICE" --out "$dir" \
-    --max-minutes "$MINUTES" --anneal-in-time --threads 4 --set datapack='"../.gpu/pack.npz"' w_perceptual=0 batch=32 \
-    lr_patch=48 total_steps="$TOTAL" val_every=250 ckpt_every=250 >"$out/train.out" 2>&1 || rc=$?
-  cp "$dir/last.pt" "$dir/log.csv" "$out/" || true
-  if [ -f "$dir/best.pt" ]; then cp "$dir/best.pt" "$out/"; fi
-  echo "[$run] exit $rc: $(ls "$out")"
-  tail -n 4 "$out/train.out"
+    --max-minutes "$MINUTES" --anneal-in-time --threads 4 --set datapack='"../.gpu/pack.npz"' "${stage_sets[@]}" \
+    lr_patch=48 total_steps="$TOTAL" val_every=250 ckpt_every=250 name="\"$label\"" "${sets[@]}" \
+    >"$OUT/logs/$label.out" 2>&1 || rc=$?
+  cp "$dir/last.pt" "$out/" || true
+  cp "$dir/log.csv" "$OUT/logs/$label.csv" || true
+  if [ -f "$dir/best.pt" ]; then
+    python3 -c 'import sys, torch
+st = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
+torch.save({k: st[k] for k in ("options", "step", "best", "val_id", "ema") if k in st}, sys.argv[2])' \
+      "$dir/best.pt" "$out/best.pt" || rc=1
+  fi
+  echo "[$label] exit $rc: $(ls "$out")"
+  tail -n 4 "$OUT/logs/$label.out"
   return $rc
 }
+mkdir -p "$OUT/logs"
 pids=()
 for run in "${RUNS[@]}"; do
   burst "$run" &
@@ -44,4 +65,5 @@ for run in "${RUNS[@]}"; do
 done
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
+tar -cf "$OUT/logs.tar" -C "$OUT" logs && rm -r "$OUT/logs"
 exit $rc

@@ -4,6 +4,10 @@ Frames are loaded once into memory (uint8), at several scales for scale jitter; 
 every frame is degraded from the *whole* HR frame (exactly as the test inputs are made) and cached
 on disk, so a training sample is just aligned LR/HR crops plus flips, transposes and temporal
 reversal.
+
+Extra material (``photo_share`` > 0): still photographs turned into short clips with simulated
+camera motion (a panning, shaking crop window) and object motion (a patch of the photo moving on
+its own path over the background, with occlusion edges), see :func:`simulate_motion`.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class Sequence:
     name: str
     hr: np.ndarray  # [F, H, W, 3] uint8, H and W multiples of scale
     lr: np.ndarray  # [F, H/s, W/s, 3] uint8
+    synthetic: bool = False  # a still photo with simulated motion
 
 
 def _cached_lr(hr: np.ndarray, scale: int, key: str, cache_dir: Path | None) -> np.ndarray:
@@ -73,7 +78,10 @@ def _cached_lr(hr: np.ndarray, scale: int, key: str, cache_dir: Path | None) -> 
     if path.exists():
         return np.load(path)
     lr = np.stack([degrade_bi(f, scale) for f in hr])
-    np.save(path, lr)
+    # write then rename: runs started side by side share the cache and must never read half a file
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, lr)
+    os.replace(tmp, path)
     return lr
 
 
@@ -91,6 +99,122 @@ def build_sequences(root: str | Path, names: list[str], scale: int, jitter: bool
             hr = np.ascontiguousarray(hr[:, :h, :w])
             lr = _cached_lr(hr, scale, f"{'pack:' if pack is not None else ''}{name}@{fac}", cache)
             out.append(Sequence(f"{name}@{fac}", hr, lr))
+    return out
+
+
+# Real photographs that Debian wallpaper packages install under /usr/share (renders and
+# illustrations left out): lomiri-wallpapers-16.04 (CC-BY / CC-BY-SA / CC0 per file),
+# mate-backgrounds and plasma-workspace-wallpapers (GPL-2+). ``scripts/setup.sh --train`` installs them.
+PHOTO_PACKAGES = ("lomiri-wallpapers-16.04", "mate-backgrounds", "plasma-workspace-wallpapers")
+PHOTOS = (
+    "backgrounds/Bridge_by_Sander_Klootwijk.jpg", "backgrounds/Dragonfly_by_Bolly.jpg",
+    "backgrounds/Picture_0B_by_freespace.jpg", "backgrounds/Picture_1A_by_freespace.jpg",
+    "backgrounds/Wine_by_Jakkub_Mede.jpg", "backgrounds/aitzgorri_by_Aitzol_Berasategi.jpg",
+    "backgrounds/free_by_Peter_Nerlich.jpg", "backgrounds/friends_by_Aitzol_Berasategi.jpg",
+    "backgrounds/greentock_by_Peter_Nerlich.jpg", "backgrounds/life_by_Aitzol_Berasategi.jpg",
+    "backgrounds/picosdeeuropa_by_Aitzol_Berasategi.jpg", "backgrounds/seeding_by_Clements_Engelhardt.jpg",
+    "backgrounds/sunset_by_Aitzol_Berasategi.jpg", "backgrounds/mate/nature/Blinds.jpg",
+    "backgrounds/mate/nature/Dune.jpg", "backgrounds/mate/nature/LadyBird.jpg",
+    "backgrounds/mate/nature/RainDrops.jpg", "backgrounds/mate/nature/Storm.jpg",
+    "backgrounds/mate/nature/Wood.jpg", "wallpapers/BytheWater/contents/images/2560x1600.jpg",
+    "wallpapers/ColdRipple/contents/images/2560x1600.jpg", "wallpapers/ColorfulCups/contents/images/2560x1600.jpg",
+    "wallpapers/EveningGlow/contents/images/2560x1600.jpg", "wallpapers/FallenLeaf/contents/images/2560x1600.jpg",
+    "wallpapers/OneStandsOut/contents/images/2560x1600.jpg", "wallpapers/Path/contents/images/2560x1600.jpg",
+)  # fmt: skip
+PHOTO_MAX_SHORT = 720  # photos are kept at most this tall (also in the GPU pack), then shrunk further per clip
+
+
+def photo_root() -> Path:
+    return Path(os.environ.get("MSTGAN_PHOTO_ROOT", "/usr/share"))
+
+
+def load_photos(max_short: int = PHOTO_MAX_SHORT, root: Path | None = None) -> dict[str, np.ndarray]:
+    """{"photos/<stem>": image [H, W, 3] uint8} downscaled (Lanczos) to a short side <= ``max_short``."""
+    root = root or photo_root()
+    missing = [p for p in PHOTOS if not (root / p).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} training photos missing under {root} (first: {missing[0]}); install them with "
+            f"`bash scripts/setup.sh --train` (apt-get install {' '.join(PHOTO_PACKAGES)}) or set photo_share=0"
+        )
+    out = {}
+    for rel in PHOTOS:
+        img = Image.open(root / rel).convert("RGB")
+        f = max_short / min(img.size)
+        if f < 1:
+            img = img.resize((round(img.width * f), round(img.height * f)), Image.LANCZOS)
+        stem = rel.split("/contents/")[0].split("/")[-1] if "/contents/" in rel else Path(rel).stem
+        out[f"photos/{stem}"] = np.asarray(img)
+    return out
+
+
+def _texture(a: np.ndarray) -> float:
+    g = a.astype(np.float32).mean(-1)
+    return float(np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean())
+
+
+def _path(n: int, vmax: float, shake: float, rng: np.random.Generator) -> np.ndarray:
+    """[n, 2] integer (y, x) positions: constant velocity plus hand-held jitter, starting at 0."""
+    v = rng.uniform(-vmax, vmax, 2) + rng.normal(0, shake, (n - 1, 2))
+    return np.concatenate([[[0.0, 0.0]], np.cumsum(v, 0)]).round().astype(int)
+
+
+def simulate_motion(photo: np.ndarray, n_frames: int, size: int, rng: np.random.Generator,
+                    vmax: float = 6.0, shake: float = 1.0, p_object: float = 0.5) -> np.ndarray:  # fmt: skip
+    """A clip [n_frames, size, size, 3] uint8 cut from a still photo.
+
+    Camera motion: the crop window pans (random velocity up to ``vmax`` px/frame, hand-held
+    jitter); object motion (probability ``p_object``): an elliptical patch of the same photo moves
+    on its own path over it. Positions are whole HR pixels so ground-truth frames are never
+    resampled; at xs they are sub-pixel shifts of the LR frames, which is what alignment must learn.
+    The photo is first shrunk by a random factor in [0.5, 1] (denser detail, varied scale).
+    """
+    f = rng.uniform(0.5, 1.0)
+    h, w = photo.shape[:2]
+    nh, nw = max(size, round(h * f)), max(size, round(w * f))
+    img = np.asarray(Image.fromarray(photo).resize((nw, nh), Image.LANCZOS)) if (nh, nw) != (h, w) else photo
+    cam = _path(n_frames, vmax, shake, rng)
+    span = cam.max(0) - cam.min(0)
+    room = np.array([nh, nw]) - size - span
+    if (room < 0).any():  # too small for this path: stand still (shake only)
+        cam = _path(n_frames, 0.0, shake, rng)
+        cam = np.clip(cam - cam.min(0), 0, np.maximum(0, np.array([nh, nw]) - size))
+        room = np.array([nh, nw]) - size - (cam.max(0) - cam.min(0))
+    cam = cam - cam.min(0)
+    # the most textured of a few starting points: flat sky teaches nothing
+    starts = [(rng.integers(0, room[0] + 1), rng.integers(0, room[1] + 1)) for _ in range(6)]
+    y0, x0 = max(starts, key=lambda p: _texture(img[p[0] : p[0] + size : 2, p[1] : p[1] + size : 2]))
+    clip = np.stack([img[y0 + dy : y0 + dy + size, x0 + dx : x0 + dx + size] for dy, dx in cam])
+    if rng.random() < p_object:
+        ry, rx = rng.integers(size // 8, size // 3 + 1, 2)
+        sy, sx = rng.integers(0, nh - 2 * ry), rng.integers(0, nw - 2 * rx)
+        patch = img[sy : sy + 2 * ry, sx : sx + 2 * rx]
+        yy, xx = np.mgrid[: 2 * ry, : 2 * rx]
+        mask = ((yy + 0.5 - ry) / ry) ** 2 + ((xx + 0.5 - rx) / rx) ** 2 <= 1.0
+        obj = _path(n_frames, vmax * 1.5, shake, rng) + rng.integers(-ry, size - ry, 2)
+        for k, (oy, ox) in enumerate(obj):
+            # clip the patch to the frame
+            y1, x1 = max(oy, 0), max(ox, 0)
+            y2, x2 = min(oy + 2 * ry, size), min(ox + 2 * rx, size)
+            if y2 <= y1 or x2 <= x1:
+                continue
+            m = mask[y1 - oy : y2 - oy, x1 - ox : x2 - ox]
+            region = clip[k, y1:y2, x1:x2]
+            region[m] = patch[y1 - oy : y2 - oy, x1 - ox : x2 - ox][m]
+    return np.ascontiguousarray(clip)
+
+
+def photo_sequences(photos: dict[str, np.ndarray], scale: int, clips_per_photo: int = 12, n_frames: int = 9,
+                    size: int = 288, seed: int = 0) -> list[Sequence]:  # fmt: skip
+    """Synthetic clips from still photos, deterministic in ``seed``; LR by the BI degradation."""
+    size = size // scale * scale
+    out = []
+    for i, name in enumerate(sorted(photos)):
+        for k in range(clips_per_photo):
+            rng = np.random.default_rng([seed, i, k])
+            hr = simulate_motion(photos[name], n_frames, size, rng)
+            lr = np.stack([degrade_bi(f, scale) for f in hr])
+            out.append(Sequence(f"{name}#{k}", hr, lr, synthetic=True))
     return out
 
 
@@ -112,13 +236,17 @@ class ClipSampler:
     """
 
     def __init__(self, sequences: list[Sequence], scale: int, n_lr: int, n_out: int,
-                 lr_patch: int, seed: int = 0):  # fmt: skip
+                 lr_patch: int, seed: int = 0, photo_share: float = 0.0):  # fmt: skip
         self.seqs = [s for s in sequences if len(s.lr) >= n_lr and min(s.lr.shape[1:3]) >= lr_patch]
         if not self.seqs:
             raise ValueError(f"no sequence has {n_lr} frames of at least {lr_patch}px (LR)")
         self.scale, self.n_lr, self.n_out, self.lr_patch = scale, n_lr, n_out, lr_patch
         # weight sequences by how many distinct clips they hold (frames x area), sqrt-damped
         w = np.array([np.sqrt(len(s.lr) * s.lr.shape[1] * s.lr.shape[2]) for s in self.seqs])
+        synth = np.array([s.synthetic for s in self.seqs])
+        if synth.any() and not synth.all():
+            # photo clips get exactly ``photo_share`` of the samples, real video the rest
+            w = np.where(synth, photo_share * w / w[synth].sum(), (1 - photo_share) * w / w[~synth].sum())
         self.weights = w / w.sum()
         self.rng = np.random.default_rng(seed)
 

@@ -4,7 +4,9 @@ the GPU machine's 64 MiB transfer limit together with the repository and the LPI
     python -m mstgan.datapack --out ../.gpu/pack.npz [--budget-mib 40]
 
 Big sequences are stored downscaled (short side <= 540, which is also the scale jitter the CPU
-recipe uses most); every sequence keeps its consecutive frames from the start.
+recipe uses most); every sequence keeps its consecutive frames from the start. With ``--photos``
+the still photos for simulated-motion clips travel too (``photos/<stem>``, one frame each, at
+the same size the CPU recipe loads them).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ def _encode(frame: np.ndarray, quality: int) -> bytes:
 
 
 def build(out: Path, budget_mib: float = 40.0, quality: int = 92, max_short: int = 540,
-          names: list[str] | None = None) -> Path:  # fmt: skip
+          names: list[str] | None = None, photos: bool = False) -> Path:  # fmt: skip
+    """``budget_mib`` bounds the video frames; photos (if any) come on top."""
     root = D.default_train_root()
     names = names or D.list_sequences(root)
     seqs = {}
@@ -51,6 +54,10 @@ def build(out: Path, budget_mib: float = 40.0, quality: int = 92, max_short: int
             b = _encode(f[i], quality)
             index.append((n, i, len(b)))
             blobs.append(np.frombuffer(b, np.uint8))
+    for n, img in (D.load_photos() if photos else {}).items():
+        b = _encode(img, quality)
+        index.append((n, 0, len(b)))
+        blobs.append(np.frombuffer(b, np.uint8))
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, data=np.concatenate(blobs), names=np.array([x[0] for x in index]),
              frame=np.array([x[1] for x in index]), size=np.array([x[2] for x in index]))  # fmt: skip
@@ -72,9 +79,10 @@ def load(path: str | Path) -> dict[str, np.ndarray]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--budget-mib", type=float, default=40.0)
+    ap.add_argument("--budget-mib", type=float, default=40.0, help="for the video frames")
+    ap.add_argument("--photos", action="store_true", help="add the still photos (photo_share > 0 runs)")
     args = ap.parse_args(argv)
-    p = build(Path(args.out), args.budget_mib)
+    p = build(Path(args.out), args.budget_mib, photos=args.photos)
     print(f"wrote {p} ({p.stat().st_size / 2**20:.1f} MiB)")
     return 0
 

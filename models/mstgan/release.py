@@ -95,8 +95,11 @@ def main(argv=None) -> int:
         scale = int(scale_s.lstrip("x"))
         scales.add(scale)
         g, st = load_generator(ckpt)
-        fp32 = export_onnx(g, out / f"mstgan-x{scale}-{variant}.onnx", "fp32", st["step"],
-                           {"variant": variant, "stage": st["options"]["stage"]})  # fmt: skip
+        meta = {"variant": variant, "stage": st["options"]["stage"]}
+        interp = st.get("interpolation")
+        if interp:  # a blend made by mstgan.interpolate: say so in the file
+            meta["interpolation"] = f"{interp['alpha']} x {interp['perceptual']} + {1 - interp['alpha']:.2f} x {interp['fidelity']}"
+        fp32 = export_onnx(g, out / f"mstgan-x{scale}-{variant}.onnx", "fp32", st["step"], meta)
         diff = parity(g, fp32)
         int8 = quantize(fp32, out / f"mstgan-x{scale}-{variant}-int8.onnx",
                         calibration_windows(scale, g.n_frames))  # fmt: skip
@@ -104,6 +107,8 @@ def main(argv=None) -> int:
         entry = {"scale": scale, "variant": variant, "checkpoint": str(ckpt), "steps": st["step"],
                  "parity_max_abs": diff, "fp32": str(fp32.name), "int8": str(int8.name),
                  "cpu_s_fp32": t_fp32, "cpu_s_int8": t_int8}  # fmt: skip
+        if interp:
+            entry["interpolation"] = {k: interp[k] for k in ("alpha", "fidelity", "fidelity_step", "perceptual")}
         if not args.skip_eval:
             perceptual = scale == 4
             entry["vid4_fp32"] = evaluate(f"onnx:{fp32}", scale, _vid4(), perceptual, args.threads)["average"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import os
@@ -40,6 +41,7 @@ DEFAULTS = {
     "val_every": 500, "log_every": 50, "ckpt_every": 500, "select_by": "psnr",
     "init_from": None, "val_hr_crop": 192, "val_per_seq": 3,
     "divergence_db": 3.0, "divergence_patience": 3, "datapack": None,
+    "photo_share": 0.0, "photo_clips": 12,
 }  # fmt: skip
 
 
@@ -63,10 +65,11 @@ def build_generator(opt: dict) -> MSTGenerator:
     return MSTGenerator(scale=opt["scale"], **opt["arch"])
 
 
-def lr_at(step: int, opt: dict, base: float) -> float:
+def lr_at(step: int, opt: dict, base: float, progress: float | None = None) -> float:
+    """Linear warm-up, then cosine to lr_min over the steps (or over ``progress`` in [0, 1])."""
     if step < opt["warmup_steps"]:
         return base * (step + 1) / opt["warmup_steps"]
-    p = min(1.0, (step - opt["warmup_steps"]) / max(1, opt["total_steps"] - opt["warmup_steps"]))
+    p = progress if progress is not None else min(1.0, (step - opt["warmup_steps"]) / max(1, opt["total_steps"] - opt["warmup_steps"]))
     return opt["lr_min"] + 0.5 * (base - opt["lr_min"]) * (1 + math.cos(math.pi * p))
 
 
@@ -86,16 +89,30 @@ class Trainer:
             from .datapack import load as load_pack
 
             pack = load_pack(opt["datapack"])
-        names = sequences or (sorted(pack) if pack is not None else D.list_sequences(root))
+        names = sequences or (sorted(n for n in pack if not n.startswith("photos/")) if pack is not None
+                              else D.list_sequences(root))  # fmt: skip
         train_names = [n for n in names if n not in D.VAL_SEQUENCES]
         val_names = [n for n in names if n in D.VAL_SEQUENCES] or names[:1]
         cache = cache_dir or (Path(__file__).resolve().parents[1] / ".cache" / "frames")
         self.stage2 = opt["stage"] == 2
         n_out = opt["n_out"] if self.stage2 else 1
-        self.sampler = D.ClipSampler(D.build_sequences(root, train_names, s, jitter=True, cache_dir=cache, pack=pack),
-                                     s, t + n_out - 1, n_out, opt["lr_patch"], seed)  # fmt: skip
+        train_seqs = D.build_sequences(root, train_names, s, jitter=True, cache_dir=cache, pack=pack)
+        if opt["photo_share"] > 0:
+            photos = {n: f[0] for n, f in pack.items() if n.startswith("photos/")} if pack is not None else D.load_photos()
+            if not photos:
+                raise FileNotFoundError(f"photo_share={opt['photo_share']} but the data pack has no photos; "
+                                        "rebuild it with `make gpu-pack`")  # fmt: skip
+            train_seqs += D.photo_sequences(photos, s, opt["photo_clips"], max(9, t + n_out - 1), seed=seed)
+        self.sampler = D.ClipSampler(train_seqs, s, t + n_out - 1, n_out, opt["lr_patch"], seed, opt["photo_share"])
         self.val = D.validation_windows(D.build_sequences(root, val_names, s, jitter=False, cache_dir=cache, pack=pack),
                                         t, s, opt["val_hr_crop"], opt["val_per_seq"])  # fmt: skip
+        # identifies the validation crops: a best score measured on other crops (CPU frames vs the
+        # GPU pack's JPEGs) must not block checkpoint selection after a resume
+        digest = hashlib.sha1()
+        for lr_v, hr_v in self.val:
+            digest.update(lr_v.numpy().tobytes())
+            digest.update(hr_v.numpy().tobytes())
+        self.val_id = digest.hexdigest()[:16]
         self.G = build_generator(opt).to(self.device)
         self.ema = build_generator(opt).to(self.device).requires_grad_(False)
         self.ema.load_state_dict(self.G.state_dict())
@@ -113,11 +130,12 @@ class Trainer:
         self.best = {"psnr": -1.0, "lpips": 9.0, "step": -1}
         self.bad_evals = 0
         self.log_path = self.out_dir / "log.csv"
+        self.progress = None  # () -> float: a time-based schedule (fit(anneal_in_time=True))
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:
         st = {
-            "options": self.opt, "step": self.step, "best": self.best, "bad_evals": self.bad_evals,
+            "options": self.opt, "step": self.step, "best": self.best, "bad_evals": self.bad_evals, "val_id": self.val_id,
             "G": self.G.state_dict(), "ema": self.ema.state_dict(), "opt_g": self.opt_g.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "numpy": self.sampler.rng.bit_generator.state,
                     "python": random.getstate()},
@@ -140,6 +158,9 @@ class Trainer:
         self.ema.load_state_dict(st["ema"])
         self.opt_g.load_state_dict(st["opt_g"])
         self.step, self.best, self.bad_evals = st["step"], st["best"], st.get("bad_evals", 0)
+        if st.get("val_id") != self.val_id:
+            print(f"validation crops differ from the checkpoint's: best {self.best} reset", flush=True)
+            self.best, self.bad_evals = {"psnr": -1.0, "lpips": 9.0, "step": -1}, 0
         torch.set_rng_state(st["rng"]["torch"].cpu())
         self.sampler.rng.bit_generator.state = st["rng"]["numpy"]
         random.setstate(st["rng"]["python"])
@@ -161,12 +182,13 @@ class Trainer:
 
     # ---- training ----------------------------------------------------------------------------
     def _set_lr(self) -> float:
-        lr = lr_at(self.step, self.opt, self.opt["lr_g"])
+        p = self.progress() if self.progress else None
+        lr = lr_at(self.step, self.opt, self.opt["lr_g"], p)
         for g in self.opt_g.param_groups:
             g["lr"] = lr
         if self.stage2:
             for g in self.opt_d.param_groups:
-                g["lr"] = lr_at(self.step, self.opt, self.opt["lr_d"])
+                g["lr"] = lr_at(self.step, self.opt, self.opt["lr_d"], p)
         return lr
 
     def train_step(self) -> dict:
@@ -273,22 +295,17 @@ class Trainer:
             w.writerow(row)
 
     def fit(self, max_minutes: float | None = None, max_steps: int | None = None, anneal_in_time: bool = False) -> dict:
-        """Train to total_steps (or max_steps / max_minutes). anneal_in_time: once the speed is
-        known, set total_steps to what max_minutes allows, so the cosine ends inside this run
-        (a GPU burst on a machine of unknown speed)."""
+        """Train to total_steps (or max_steps / max_minutes). anneal_in_time: the cosine runs over
+        the wall time instead of the steps and ends at max_minutes (a GPU burst on a machine of
+        unknown speed, beside other runs; not bit-reproducible, the step count depends on speed)."""
         opt = self.opt
         start = time.time()
         end_step = min(opt["total_steps"], max_steps) if max_steps else opt["total_steps"]
         acc: dict[str, list[float]] = {}
-        first_step = self.step
-        refit_at = [45.0, max_minutes * 30] if anneal_in_time and max_minutes else []
+        if anneal_in_time and max_minutes:
+            self.progress = lambda: min(1.0, (time.time() - start) / (max_minutes * 60))
+            end_step = max_steps or sys.maxsize
         while self.step < end_step:
-            if refit_at and time.time() - start > refit_at[0]:
-                refit_at.pop(0)
-                rate = (self.step - first_step) / (time.time() - start)
-                left = max_minutes * 60 - (time.time() - start)
-                opt["total_steps"] = end_step = self.step + int(0.92 * rate * left)
-                print(f"[{opt['name']}] {rate:.1f} steps/s: schedule ends at step {end_step}", flush=True)
             logs = self.train_step()
             for k, v in logs.items():
                 acc.setdefault(k, []).append(v)

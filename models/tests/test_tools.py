@@ -30,3 +30,36 @@ def test_plot_reads_resumed_logs_and_draws(tmp_path):
     assert rows[1]["val_psnr"] == 27.5, "the resumed run's row wins"
     out = plot(log, tmp_path / "curve.png")
     assert out.stat().st_size > 5000
+
+
+def test_compact_lpips_weights_stay_close(tmp_path):
+    """The GPU pack's smaller LPIPS weights (AlexNet fp16, VGG16 int8) give nearly the same distances."""
+    import torch
+
+    from mstgan.lpips import LPIPS, fetch, write_compact
+
+    write_compact(tmp_path)
+    assert (tmp_path / "vgg16.npz").stat().st_size < 0.3 * (fetch() / "vgg16.npz").stat().st_size
+    torch.manual_seed(0)
+    a = torch.rand(2, 3, 64, 64)
+    b = (a + 0.1 * torch.randn_like(a)).clamp(0, 1)
+    for net, tol in (("alex", 1e-3), ("vgg", 1e-2)):
+        full, small = LPIPS(net)(a, b), LPIPS(net, tmp_path)(a, b)
+        assert torch.allclose(full, small, rtol=tol), (net, full, small)
+
+
+def test_network_interpolation_blends_and_picks_by_tof():
+    import pytest
+    import torch
+
+    from mstgan.interpolate import blend, choose
+
+    a = {"w": torch.zeros(2, 2), "b": torch.ones(3)}
+    b = {"w": torch.ones(2, 2), "b": torch.full((3,), 3.0)}
+    mid = blend(a, b, 0.25)
+    assert torch.allclose(mid["w"], torch.full((2, 2), 0.25)) and torch.allclose(mid["b"], torch.full((3,), 1.5))
+    with pytest.raises(ValueError, match="different architectures"):
+        blend(a, {"w": torch.ones(3, 3), "b": torch.ones(3)}, 0.5)
+    table = [{"alpha": 0.0, "tof": 1.0}, {"alpha": 0.5, "tof": 1.04}, {"alpha": 1.0, "tof": 1.2}]
+    assert choose(table, 0.05)["alpha"] == 0.5
+    assert choose(table, 0.25)["alpha"] == 1.0

@@ -79,3 +79,22 @@ def test_divergence_is_detected(tmp_path, shared_data):
     tr.check_and_select({"val_psnr": 20.0, "val_lpips": 0.5})
     with pytest.raises(TrainingDiverged, match="collapse"):
         tr.check_and_select({"val_psnr": 20.0, "val_lpips": 0.5})
+
+
+def test_resume_on_other_validation_crops_resets_the_best(tmp_path, shared_data):
+    first = make(tmp_path / "a", shared_data, stage=1)
+    first.check_and_select({"val_psnr": 40.0, "val_lpips": 0.1})
+    ckpt = first.save()
+    same = make(tmp_path / "b", shared_data, stage=1)
+    same.load(ckpt)
+    assert same.best["psnr"] == 40.0
+    other = make(tmp_path / "c", shared_data, stage=1, val_hr_crop=24)
+    other.load(ckpt)
+    assert other.best["psnr"] < 0, "a best measured on other crops must not block selection"
+
+
+def test_time_annealed_schedule_ends_at_lr_min(tmp_path, shared_data):
+    tr = make(tmp_path, shared_data, stage=1, lr_min=1e-5)
+    tr.fit(max_minutes=0.04, anneal_in_time=True)
+    assert tr.step > 1 and tr.progress() == 1.0
+    assert tr._set_lr() == 1e-5

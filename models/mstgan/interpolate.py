@@ -1,0 +1,112 @@
+"""Network interpolation (ESRGAN, Wang et al. 2018) between the fidelity and the perceptual model.
+
+    theta(alpha) = alpha * theta_perceptual + (1 - alpha) * theta_fidelity
+
+Both descend from the same stage-1 weights, so the blend is a smooth trade between the stage-2
+model's texture (LPIPS) and the fidelity model's temporal stability (tOF). alpha is chosen on the
+validation split (whole frames of the held-out sequences, never Vid4): the largest alpha whose
+tOF stays within ``--tof-margin`` of the fidelity model's.
+
+    python -m mstgan.interpolate --fidelity checkpoints/x4_stage1.pt \\
+        --perceptual checkpoints/x4_stage2.pt --out runs/x4_perceptual.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import data as D
+from .archs import MSTGenerator
+from .lpips import LPIPS
+from .metrics import farneback_flows, psnr_y, tof_from_flows
+
+
+def blend(fid: dict, perc: dict, alpha: float) -> dict:
+    """Interpolated state dict; both must be the same architecture."""
+    if fid.keys() != perc.keys() or any(fid[k].shape != perc[k].shape for k in fid):
+        raise ValueError("the two checkpoints are different architectures: nothing to interpolate")
+    return {k: (alpha * perc[k].float() + (1 - alpha) * fid[k].float()).to(fid[k].dtype) for k in fid}
+
+
+@torch.no_grad()
+def upscale(g: MSTGenerator, lr: np.ndarray) -> np.ndarray:
+    """[F, h, w, 3] uint8 -> [F, sh, sw, 3] uint8, edge frames repeated (as the element does)."""
+    x = torch.from_numpy(lr).permute(0, 3, 1, 2).float() / 255
+    n, r = len(x), g.n_frames // 2
+    out = []
+    for t in range(n):
+        idx = np.clip(np.arange(t - r, t + r + 1), 0, n - 1)
+        y = g(x[idx][None])[0].clamp(0, 1)
+        out.append((y.permute(1, 2, 0) * 255).round().byte().numpy())
+    return np.stack(out)
+
+
+def val_metrics(g: MSTGenerator, seqs: list[D.Sequence], lp: LPIPS) -> dict:
+    rows = []
+    for s in seqs:
+        out = upscale(g, s.lr)
+        a = torch.from_numpy(out).permute(0, 3, 1, 2).float() / 255
+        b = torch.from_numpy(s.hr).permute(0, 3, 1, 2).float() / 255
+        with torch.no_grad():
+            lpips = float(np.mean([float(lp(a[i : i + 1], b[i : i + 1])) for i in range(len(a))]))
+        rows.append({"psnr": float(np.mean([psnr_y(o, h) for o, h in zip(out, s.hr)])), "lpips": lpips,
+                     "tof": tof_from_flows(farneback_flows(out), farneback_flows(s.hr))})  # fmt: skip
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def choose(table: list[dict], tof_margin: float) -> dict:
+    """The largest alpha whose tOF is within the margin of alpha 0's (the fidelity model)."""
+    base = next(r for r in table if r["alpha"] == 0.0)
+    ok = [r for r in table if r["tof"] <= (1 + tof_margin) * base["tof"]]
+    return max(ok, key=lambda r: r["alpha"])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fidelity", required=True, help="stage-1 checkpoint")
+    ap.add_argument("--perceptual", required=True, help="stage-2 checkpoint (same lineage)")
+    ap.add_argument("--out", required=True, help="checkpoint to write (EMA weights = the blend)")
+    ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    ap.add_argument("--tof-margin", type=float, default=0.05, help="allowed relative tOF increase")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    fid = torch.load(args.fidelity, map_location="cpu", weights_only=False)
+    perc = torch.load(args.perceptual, map_location="cpu", weights_only=False)
+    opt = perc["options"]
+    if fid["options"]["scale"] != opt["scale"] or fid["options"]["arch"] != opt["arch"]:
+        print("error: the checkpoints differ in scale or architecture", flush=True)
+        return 2
+    alphas = sorted(set(args.alphas) | {0.0})
+    root = D.default_train_root()
+    seqs = D.build_sequences(root, list(D.VAL_SEQUENCES), opt["scale"], jitter=False,
+                             cache_dir=Path(__file__).resolve().parents[1] / ".cache" / "frames")  # fmt: skip
+    g = MSTGenerator(scale=opt["scale"], **opt["arch"]).eval()
+    lp = LPIPS("alex")
+    table = []
+    for a in alphas:
+        g.load_state_dict(blend(fid["ema"], perc["ema"], a))
+        row = {"alpha": a, **val_metrics(g, seqs, lp)}
+        table.append(row)
+        print(json.dumps(row), flush=True)
+    pick = choose(table, args.tof_margin)
+    print(f"alpha {pick['alpha']}: validation PSNR {pick['psnr']:.2f}, LPIPS {pick['lpips']:.3f}, tOF {pick['tof']:.3f}")
+    out = {
+        "options": opt, "step": perc["step"], "best": perc.get("best"),
+        "ema": blend(fid["ema"], perc["ema"], pick["alpha"]),
+        "interpolation": {"alpha": pick["alpha"], "fidelity": args.fidelity, "fidelity_step": fid["step"],
+                          "perceptual": args.perceptual, "tof_margin": args.tof_margin, "validation": table},
+    }  # fmt: skip
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(out, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
