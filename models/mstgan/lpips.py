@@ -214,6 +214,16 @@ if __name__ == "__main__":
     args = ap.parse_args()
     if args.compact:
         print(write_compact(Path(args.compact)))
+        # how far the compact weights move the distances (the figures the model card quotes)
+        from PIL import Image
+
+        ref = fetch_reference_pairs()
+        load = lambda p: torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+        pairs = [(load(p), load(ref / "dist_dir" / p.name)) for p in sorted((ref / "ref_dir").iterdir())]
+        for net in ("alex", "vgg"):
+            full, small = LPIPS(net), LPIPS(net, args.compact)
+            rel = max(abs(float(small(a, b)) / float(full(a, b)) - 1) for a, b in pairs)
+            print(f"LPIPS-{net}: compact weights change the {len(pairs)} reference distances by at most {rel:.3%}")
     if args.fetch:
         print(fetch())
         print(fetch_reference_pairs())
