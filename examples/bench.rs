@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Frames/s through the element in a real pipeline versus the bare engine on the same frames.
+//! Frames/s through the element in a real pipeline versus the bare engine on the same frames,
+//! and the element with and without its per-frame feature cache.
 //!
 //!     cargo run --release --example bench -- [--model PATH] [--frames 20] [--width 180 --height 144] [--threads 2]
 //!
-//! Prints both rates and the element's overhead; run it on an otherwise idle machine.
+//! Prints the rates, the element's overhead over the bare engine (both running the whole graph)
+//! and the feature cache's speed-up; run it on an otherwise idle machine.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use gst::prelude::*;
 use gst_video::prelude::*;
-use gstmstgansr::engine::{Engine, EngineConfig, Provider};
+use gstmstgansr::engine::{Engine, EngineConfig, FeatureCache, Features, Provider};
 
 struct Args {
     model: Option<PathBuf>,
@@ -83,7 +85,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // bare engine: the same windows the element builds, without GStreamer or pixel conversion
     let cfg = EngineConfig::new(&model, a.scale)
         .with_provider(Provider::Cpu)
-        .with_threads(a.threads);
+        .with_threads(a.threads)
+        .with_feature_cache(false);
     let mut engine = Engine::new(&cfg)?;
     let t = engine.info().window;
     let plane = 3 * a.width * a.height;
@@ -117,10 +120,94 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine_fps = a.frames as f64 / start.elapsed().as_secs_f64();
     drop(engine);
 
-    // the element in a pipeline: appsrc ! mstgansr ! fakesink
+    // bare engine with the feature cache: the extractor once per frame, the fusion graph per window
+    let mut engine = Engine::new(&cfg.clone().with_feature_cache(true))?;
+    let bare_cached_fps = if *engine.feature_cache() == FeatureCache::Active {
+        let mut feats = Vec::with_capacity(a.frames);
+        let mut run = |engine: &mut Engine, k: usize, feats: &mut Vec<Features>| {
+            let idx: Vec<usize> = (0..t)
+                .map(|j| {
+                    (k as isize + j as isize - (t / 2) as isize).clamp(0, a.frames as isize - 1)
+                        as usize
+                })
+                .collect();
+            while feats.len() <= *idx.iter().max().unwrap() {
+                let f = engine
+                    .extract(&planar[feats.len()], a.width, a.height)
+                    .expect("extractor");
+                feats.push(f);
+            }
+            for (j, &i) in idx.iter().enumerate() {
+                win[j * plane..(j + 1) * plane].copy_from_slice(&planar[i]);
+            }
+            let fs: Vec<&Features> = idx.iter().map(|&i| &feats[i]).collect();
+            engine
+                .run_cached(&win, &fs, a.width, a.height, &mut out)
+                .expect("inference");
+        };
+        run(&mut engine, 0, &mut Vec::new()); // warm-up
+        let start = Instant::now();
+        for k in 0..a.frames {
+            run(&mut engine, k, &mut feats);
+        }
+        Some(a.frames as f64 / start.elapsed().as_secs_f64())
+    } else {
+        None
+    };
+    drop(engine);
+
+    let element_fps = |cache: bool| -> Result<(f64, bool), Box<dyn std::error::Error>> {
+        element_run(&a, &model, &input, cache)
+    };
+    // alternated, best of 2 each: a shared machine's speed drifts between runs
+    let (mut plain_fps, mut cached_fps, mut cached) = (0.0f64, 0.0f64, false);
+    for _ in 0..2 {
+        plain_fps = plain_fps.max(element_fps(false)?.0);
+        let (fps, active) = element_fps(true)?;
+        cached_fps = cached_fps.max(fps);
+        cached = active;
+    }
+
+    println!(
+        "model: {} ({}x{} -> {}x{}, T={t}, {} threads)",
+        model.display(),
+        a.width,
+        a.height,
+        a.width * a.scale as usize,
+        a.height * a.scale as usize,
+        a.threads
+    );
+    println!("bare engine, whole graph : {engine_fps:.2} frames/s");
+    if let Some(fps) = bare_cached_fps {
+        println!("bare engine, feature cache: {fps:.2} frames/s");
+    }
+    println!("element, whole graph     : {plain_fps:.2} frames/s");
+    println!(
+        "overhead                 : {:.1} %",
+        (engine_fps / plain_fps - 1.0) * 100.0
+    );
+    if cached {
+        println!("element, feature cache   : {cached_fps:.2} frames/s");
+        println!("cache speed-up           : {:.2}x", cached_fps / plain_fps);
+    } else {
+        println!(
+            "element, feature cache   : not available (the model has no extractor/fusion pair)"
+        );
+    }
+    Ok(())
+}
+
+/// appsrc ! mstgansr ! fakesink over `input`; returns frames/s and whether the cache ran.
+fn element_run(
+    a: &Args,
+    model: &std::path::Path,
+    input: &[Vec<u8>],
+    cache: bool,
+) -> Result<(f64, bool), Box<dyn std::error::Error>> {
     let pipeline = gst::parse::launch(&format!(
         "appsrc name=src format=time is-live=false caps=video/x-raw,format=RGB,width={w},height={h},framerate=25/1 ! \
-         mstgansr scale={s} model-location=\"{m}\" execution-provider=cpu threads={th} ! fakesink sync=false",
+         mstgansr name=sr scale={s} model-location=\"{m}\" execution-provider=cpu threads={th} feature-cache={cache} ! \
+         fakesink sync=false",
         w = a.width,
         h = a.height,
         s = a.scale,
@@ -128,12 +215,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         th = a.threads
     ))?
     .downcast::<gst::Pipeline>()
-    .unwrap();
+    .map_err(|_| "not a pipeline")?;
     let src = pipeline
         .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
+        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        .ok_or("no appsrc")?;
     let info =
         gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, a.width as u32, a.height as u32)
             .build()?;
@@ -159,6 +245,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     src.set_property("max-bytes", 0u64);
     pipeline.set_state(gst::State::Paused)?;
+    let active = pipeline
+        .by_name("sr")
+        .map(|e| e.property::<bool>("feature-cache-active"))
+        .unwrap_or(false);
     // the model is loaded in READY->PAUSED: time only the streaming
     let start = Instant::now();
     for b in buffers {
@@ -166,33 +256,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     src.end_of_stream()?;
     pipeline.set_state(gst::State::Playing)?;
-    let bus = pipeline.bus().unwrap();
+    let bus = pipeline.bus().ok_or("no bus")?;
     for msg in bus.iter_timed(gst::ClockTime::NONE) {
         match msg.view() {
             gst::MessageView::Eos(_) => break,
             gst::MessageView::Error(e) => {
+                pipeline.set_state(gst::State::Null)?;
                 return Err(format!("{} {:?}", e.error(), e.debug()).into());
             }
             _ => {}
         }
     }
-    let element_fps = a.frames as f64 / start.elapsed().as_secs_f64();
+    let fps = input.len() as f64 / start.elapsed().as_secs_f64();
     pipeline.set_state(gst::State::Null)?;
-
-    println!(
-        "model: {} ({}x{} -> {}x{}, T={t}, {} threads)",
-        model.display(),
-        a.width,
-        a.height,
-        a.width * a.scale as usize,
-        a.height * a.scale as usize,
-        a.threads
-    );
-    println!("bare engine : {engine_fps:.2} frames/s");
-    println!("element     : {element_fps:.2} frames/s");
-    println!(
-        "overhead    : {:.1} %",
-        (engine_fps / element_fps - 1.0) * 100.0
-    );
-    Ok(())
+    Ok((fps, active))
 }

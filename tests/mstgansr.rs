@@ -28,10 +28,15 @@ fn fixture(name: &str) -> String {
 }
 
 fn harness(model: &str, scale: u32) -> Harness {
+    harness_cache(model, scale, true)
+}
+
+fn harness_cache(model: &str, scale: u32, feature_cache: bool) -> Harness {
     init();
     let el = gst::ElementFactory::make("mstgansr")
         .property("model-location", fixture(model))
         .property("scale", scale)
+        .property("feature-cache", feature_cache)
         .property_from_str("execution-provider", "cpu")
         .property("threads", 1u32)
         .build()
@@ -288,7 +293,17 @@ fn caps_change_mid_stream() {
     assert_eq!(sizes, vec![o1, o1, o1, o2, o2]);
 }
 
+/// The golden comparison with the feature cache on and off: both must match onnxruntime, and
+/// the cache must run exactly when the fixture has its extractor/fusion pair.
 fn golden(name: &str, window_check: u32) {
+    let has_pair = std::path::Path::new(&fixture(&format!("{name}.fusion.onnx"))).is_file();
+    for cache in [true, false] {
+        let active = golden_run(name, window_check, cache);
+        assert_eq!(active, cache && has_pair, "{name}: feature-cache={cache}");
+    }
+}
+
+fn golden_run(name: &str, window_check: u32, cache: bool) -> bool {
     let meta: String = std::fs::read_to_string(fixture(&format!("golden-{name}.json"))).unwrap();
     let num = |k: &str| -> usize {
         let i = meta.find(&format!("\"{k}\": ")).unwrap() + k.len() + 4;
@@ -306,7 +321,7 @@ fn golden(name: &str, window_check: u32) {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    let mut h = harness(&format!("{name}.onnx"), s as u32);
+    let mut h = harness_cache(&format!("{name}.onnx"), s as u32, cache);
     let in_caps = caps("RGB", w as u32, hgt as u32);
     h.set_src_caps(in_caps.clone());
     let in_info = gst_video::VideoInfo::from_caps(&in_caps).unwrap();
@@ -349,14 +364,48 @@ fn golden(name: &str, window_check: u32) {
     // rounding to 8 bits costs 0.5; anything past 1/255 of range is a real difference
     assert!(
         worst <= 1.0,
-        "{name}: element differs from onnxruntime by {worst} / 255"
+        "{name}: element differs from onnxruntime by {worst} / 255 (feature-cache={cache})"
     );
+    h.element()
+        .unwrap()
+        .property::<bool>("feature-cache-active")
 }
 
 #[test]
 fn output_matches_onnxruntime_golden_t5() {
+    // both have extractor/fusion pairs: cached and whole-graph paths
     golden("fixture-x4-t5", 5);
     golden("fixture-x3-t5", 5);
+}
+
+#[test]
+fn a_stale_feature_pair_is_refused_with_a_warning() {
+    // the x4 model with the x3 model's pair next to it: using it would give the wrong network
+    let dir = std::env::temp_dir().join(format!("mstgansr-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fixture("fixture-x4-t5.onnx"), dir.join("m.onnx")).unwrap();
+    for part in ["extractor", "fusion"] {
+        std::fs::copy(
+            fixture(&format!("fixture-x3-t5.{part}.onnx")),
+            dir.join(format!("m.{part}.onnx")),
+        )
+        .unwrap();
+    }
+    let model = dir.join("m.onnx");
+    let warn = run_expect_message(
+        &format!(
+            "model-location={} scale=4 execution-provider=cpu",
+            model.display()
+        ),
+        CAPS,
+        true,
+    );
+    let warn = warn.expect("a warning about the pair");
+    assert!(
+        warn.contains("cut from another model") && warn.contains("m.fusion.onnx"),
+        "{warn}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -63,6 +63,46 @@ def _downsample2(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, 2, 2, ceil_mode=True)
 
 
+def _cubic_weights(t: float, a: float = -0.75) -> list[float]:
+    """Keys' cubic convolution weights of the 4 taps at -1, 0, 1, 2 for a sample at fraction t."""
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+class CubicUpsample(nn.Module):
+    """``F.interpolate(x, scale_factor=s, mode="bicubic", align_corners=False)`` as one fixed
+    5x5 grouped convolution (edge-replicated) + pixel shuffle.
+
+    Same values (float rounding aside), but onnxruntime's CPU Resize in cubic mode took a quarter
+    of the whole model's time at x4, and a small convolution is the fastest op it has. Output
+    pixel ``s*i + p`` samples source position ``i + (p + 0.5) / s - 0.5``, whose 4 cubic taps all
+    lie within ``i-2 .. i+2``.
+    """
+
+    def __init__(self, scale: int, channels: int = 3):
+        super().__init__()
+        self.scale, self.channels = scale, channels
+        taps = torch.zeros(scale, 5, dtype=torch.float64)
+        for p in range(scale):
+            pos = (p + 0.5) / scale - 0.5
+            base = int(torch.floor(torch.tensor(pos)))
+            for k, w in enumerate(_cubic_weights(pos - base)):
+                taps[p, base - 1 + k + 2] += w
+        kernel = taps[:, None, :, None] * taps[None, :, None, :]  # [s, s, 5, 5]: phase (py, px)
+        kernel = kernel.reshape(1, scale * scale, 5, 5).expand(channels, -1, -1, -1)
+        self.register_buffer("weight", kernel.reshape(channels * scale * scale, 1, 5, 5).float(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (2, 2, 2, 2), mode="replicate")
+        return F.pixel_shuffle(F.conv2d(x, self.weight, groups=self.channels), self.scale)
+
+
 class FeatureExtractor(nn.Module):
     """Per-frame features at 3 pyramid levels. Kept separate so it can be cached once per frame.
 
@@ -202,12 +242,21 @@ class MSTGenerator(nn.Module):
             nn.Conv2d(ch, ch, 3, 1, 1), _lrelu(), nn.Conv2d(ch, 3 * scale * scale, 3, 1, 1)
         )
         self.refine = DetailRefinement(ch, scale, refine_blocks)
+        self.skip = CubicUpsample(scale) if skip_mode == "bicubic" else None
 
-    def align(self, x: torch.Tensor):
-        """Returns (aligned features per level, flows) where flows is [N, T-1, 2, H, W] at full LR res."""
+    def extract(self, frames: torch.Tensor) -> list[torch.Tensor]:
+        """Per-frame features of ``frames`` [N, 3, H, W] at 3 levels: what an element caches."""
+        return self.extractor(frames)
+
+    def align(self, x: torch.Tensor, feats: list[torch.Tensor] | None = None):
+        """Returns (aligned features per level, flows) where flows is [N, T-1, 2, H, W] at full LR res.
+
+        ``feats``: the window's per-frame features, [N, T, C, h, w] per level, when they were
+        computed (and cached) beforehand; ``None`` computes them here.
+        """
         n, t, c, h, w = x.shape
-        frames = x.reshape(n * t, c, h, w)
-        feats = [f.reshape(n, t, *f.shape[1:]) for f in self.extractor(frames)]
+        if feats is None:
+            feats = [f.reshape(n, t, *f.shape[1:]) for f in self.extract(x.reshape(n * t, c, h, w))]
         mid = t // 2
         ref = x[:, mid]
         nbr_idx = [i for i in range(t) if i != mid]
@@ -222,13 +271,16 @@ class MSTGenerator(nn.Module):
             aligned.append(torch.cat(parts, 1).flatten(1, 2))
         return aligned, flows[0].reshape(n, t - 1, 2, h, w)
 
-    def forward(self, x: torch.Tensor, return_flow: bool = False):
-        aligned, flow = self.align(x)
+    def forward(self, x: torch.Tensor, return_flow: bool = False, feats: list[torch.Tensor] | None = None):
+        aligned, flow = self.align(x, feats)
         feat = self.fusion(aligned)
         feat = self.recon(feat) + feat
         centre = x[:, self.n_frames // 2]
         # the network only has to learn the detail that the interpolated centre frame lacks
-        skip = F.interpolate(centre, scale_factor=self.scale, mode=self.skip_mode, align_corners=False)
+        if self.skip is not None:
+            skip = self.skip(centre)
+        else:
+            skip = F.interpolate(centre, scale_factor=self.scale, mode=self.skip_mode, align_corners=False)
         base = F.pixel_shuffle(self.upsample(feat), self.scale) + skip
         out = self.refine(feat, base, skip)
         return (out, flow) if return_flow else out

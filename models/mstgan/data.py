@@ -121,6 +121,14 @@ PHOTOS = (
     "wallpapers/EveningGlow/contents/images/2560x1600.jpg", "wallpapers/FallenLeaf/contents/images/2560x1600.jpg",
     "wallpapers/OneStandsOut/contents/images/2560x1600.jpg", "wallpapers/Path/contents/images/2560x1600.jpg",
 )  # fmt: skip
+# Held out like VAL_SEQUENCES: real photographs from the same packages that training never sees.
+# The held-out videos are short and mostly smooth (one is CG), so their tOF did not tell a steady
+# model from a flickering one; these add dense texture under camera motion (grass, a facade, petals).
+VAL_PHOTOS = (
+    "backgrounds/mate/nature/GreenMeadow.jpg", "wallpapers/Grey/contents/images/2560x1600.jpg",
+    "backgrounds/mate/nature/Garden.jpg", "backgrounds/mate/nature/YellowFlower.jpg",
+    "backgrounds/mate/nature/TwoWings.jpg",
+)  # fmt: skip
 PHOTO_MAX_SHORT = 720  # photos are kept at most this tall (also in the GPU pack), then shrunk further per clip
 
 
@@ -128,17 +136,18 @@ def photo_root() -> Path:
     return Path(os.environ.get("MSTGAN_PHOTO_ROOT", "/usr/share"))
 
 
-def load_photos(max_short: int = PHOTO_MAX_SHORT, root: Path | None = None) -> dict[str, np.ndarray]:
+def load_photos(max_short: int = PHOTO_MAX_SHORT, root: Path | None = None,
+                paths: tuple[str, ...] = PHOTOS) -> dict[str, np.ndarray]:  # fmt: skip
     """{"photos/<stem>": image [H, W, 3] uint8} downscaled (Lanczos) to a short side <= ``max_short``."""
     root = root or photo_root()
-    missing = [p for p in PHOTOS if not (root / p).exists()]
+    missing = [p for p in paths if not (root / p).exists()]
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} training photos missing under {root} (first: {missing[0]}); install them with "
             f"`bash scripts/setup.sh --train` (apt-get install {' '.join(PHOTO_PACKAGES)}) or set photo_share=0"
         )
     out = {}
-    for rel in PHOTOS:
+    for rel in paths:
         img = Image.open(root / rel).convert("RGB")
         f = max_short / min(img.size)
         if f < 1:

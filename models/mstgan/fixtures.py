@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .archs import MSTGenerator
-from .export import export_onnx
+from .export import export_onnx, export_split, read_metadata, split_parity
 
 FIXTURES = [(2, 5), (3, 5), (4, 5), (4, 3)]  # (scale, window)
 
@@ -77,6 +77,10 @@ def main(argv=None) -> int:
     for scale, window in FIXTURES:
         name = f"fixture-x{scale}-t{window}"
         path = export_onnx(tiny_generator(scale, window), out / f"{name}.onnx", "fp32", 0, {"variant": "fixture"})
+        if window == 5 and scale != 2:
+            # feature-caching pairs: the element's golden tests then run the cached path too
+            export_split(tiny_generator(scale, window), path, read_metadata(path))
+            assert split_parity(path) < 1e-5
         frames = golden_frames(7, 23, 17)
         ref = run_reference(path, frames, window)
         frames.tofile(out / f"golden-{name}.in.rgb")

@@ -3,9 +3,10 @@
     theta(alpha) = alpha * theta_perceptual + (1 - alpha) * theta_fidelity
 
 Both descend from the same stage-1 weights, so the blend is a smooth trade between the stage-2
-model's texture (LPIPS) and the fidelity model's temporal stability (tOF). alpha is chosen on the
-validation split (whole frames of the held-out sequences, never Vid4): the largest alpha whose
-tOF stays within ``--tof-margin`` of the fidelity model's.
+model's texture (LPIPS) and the fidelity model's temporal stability (tOF). alpha is chosen on
+held-out data, never Vid4: the largest alpha whose tOF stays within ``--tof-margin`` of the
+fidelity model's in every validation group, "video" (whole frames of the held-out sequences)
+and "photos" (held-out photographs under simulated camera and object motion, dense texture).
 
     python -m mstgan.interpolate --fidelity checkpoints/x4_stage1.pt \\
         --perceptual checkpoints/x4_stage2.pt --out runs/x4_perceptual.pt
@@ -59,10 +60,19 @@ def val_metrics(g: MSTGenerator, seqs: list[D.Sequence], lp: LPIPS) -> dict:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
+def validation_groups(scale: int) -> dict[str, list[D.Sequence]]:
+    cache = Path(__file__).resolve().parents[1] / ".cache" / "frames"
+    video = D.build_sequences(D.default_train_root(), list(D.VAL_SEQUENCES), scale, jitter=False, cache_dir=cache)
+    photos = D.load_photos(paths=D.VAL_PHOTOS)
+    return {"video": video, "photos": D.photo_sequences(photos, scale, clips_per_photo=2, n_frames=12, size=320, seed=1)}
+
+
 def choose(table: list[dict], tof_margin: float) -> dict:
-    """The largest alpha whose tOF is within the margin of alpha 0's (the fidelity model)."""
+    """The largest alpha whose tOF is within the margin of alpha 0's (the fidelity model) in every
+    group. Rows: {"alpha": a, <group>: {"tof": ..., ...}, ...}."""
     base = next(r for r in table if r["alpha"] == 0.0)
-    ok = [r for r in table if r["tof"] <= (1 + tof_margin) * base["tof"]]
+    groups = [k for k, v in base.items() if isinstance(v, dict)]
+    ok = [r for r in table if all(r[k]["tof"] <= (1 + tof_margin) * base[k]["tof"] for k in groups)]
     return max(ok, key=lambda r: r["alpha"])
 
 
@@ -83,19 +93,19 @@ def main(argv=None) -> int:
         print("error: the checkpoints differ in scale or architecture", flush=True)
         return 2
     alphas = sorted(set(args.alphas) | {0.0})
-    root = D.default_train_root()
-    seqs = D.build_sequences(root, list(D.VAL_SEQUENCES), opt["scale"], jitter=False,
-                             cache_dir=Path(__file__).resolve().parents[1] / ".cache" / "frames")  # fmt: skip
+    groups = validation_groups(opt["scale"])
     g = MSTGenerator(scale=opt["scale"], **opt["arch"]).eval()
     lp = LPIPS("alex")
     table = []
     for a in alphas:
         g.load_state_dict(blend(fid["ema"], perc["ema"], a))
-        row = {"alpha": a, **val_metrics(g, seqs, lp)}
+        row = {"alpha": a, **{k: val_metrics(g, seqs, lp) for k, seqs in groups.items()}}
         table.append(row)
         print(json.dumps(row), flush=True)
     pick = choose(table, args.tof_margin)
-    print(f"alpha {pick['alpha']}: validation PSNR {pick['psnr']:.2f}, LPIPS {pick['lpips']:.3f}, tOF {pick['tof']:.3f}")
+    for k in groups:
+        m = pick[k]
+        print(f"alpha {pick['alpha']}, {k}: PSNR {m['psnr']:.2f}, LPIPS {m['lpips']:.3f}, tOF {m['tof']:.3f}")
     out = {
         "options": opt, "step": perc["step"], "best": perc.get("best"),
         "ema": blend(fid["ema"], perc["ema"], pick["alpha"]),

@@ -10,6 +10,7 @@ in float: quantising them costs visible quality for little speed.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,22 +20,26 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from . import data as D
-from .export import read_metadata, set_metadata
+from .export import fusion_inputs, read_metadata, set_metadata, split_paths
 
 # Measured on the x4 fidelity model (Vid4 PSNR-Y, FP32 25.37; --float sweeps, see the model card):
 # flow + last convs float -0.22 dB; + feature extractor float -0.06 dB (kept); + refinement and
 # upsampling float too -0.003 dB.
 # The extractor matters: its features feed the flow estimator and every aligned neighbour.
-FLOAT_PREFIXES = ("/g/flow/", "/g/extractor/", "/g/upsample/upsample.2/", "/g/refine/out/")
+# The bicubic skip (a fixed convolution) is the base image itself: quantising it would put 8-bit
+# steps into every output pixel.
+FLOAT_PREFIXES = ("/g/flow/", "/g/extractor/", "/g/upsample/upsample.2/", "/g/refine/out/", "/g/skip/")
 
 
 class WindowReader(CalibrationDataReader):
-    def __init__(self, windows: list[np.ndarray]):
+    """Feeds windows ([1,T,3,h,w] arrays for the whole graph) or ready feeds (dicts)."""
+
+    def __init__(self, windows: list[np.ndarray] | list[dict]):
         self.it = iter(windows)
 
     def get_next(self):
         x = next(self.it, None)
-        return None if x is None else {"frames": x}
+        return x if x is None or isinstance(x, dict) else {"frames": x}
 
 
 def calibration_windows(scale: int, window: int, n: int = 24, crop: int = 64, seed: int = 0) -> list[np.ndarray]:
@@ -55,7 +60,7 @@ def calibration_windows(scale: int, window: int, n: int = 24, crop: int = 64, se
     return out
 
 
-def quantize(model_path: str | Path, out_path: str | Path, windows: list[np.ndarray],
+def quantize(model_path: str | Path, out_path: str | Path, windows: list[np.ndarray] | list[dict],
              float_prefixes: tuple[str, ...] = FLOAT_PREFIXES) -> Path:  # fmt: skip
     model_path, out_path = Path(model_path), Path(out_path)
     meta = read_metadata(model_path)
@@ -75,6 +80,19 @@ def quantize(model_path: str | Path, out_path: str | Path, windows: list[np.ndar
     return out_path
 
 
+def quantize_split(fp32_full: str | Path, int8_full: str | Path, windows: list[np.ndarray],
+                   float_prefixes: tuple[str, ...] = FLOAT_PREFIXES) -> tuple[Path, Path]:  # fmt: skip
+    """The feature-caching pair of ``int8_full``: its fusion graph quantised like the whole graph
+    (same calibration windows, same float layers), its extractor the FP32 one (the extractor stays
+    float in the INT8 model too)."""
+    ext32, fus32 = split_paths(fp32_full)
+    ext8, fus8 = split_paths(int8_full)
+    feeds = [fusion_inputs(ext32, w) for w in windows]
+    quantize(fus32, fus8, feeds, float_prefixes)
+    shutil.copyfile(ext32, ext8)
+    return ext8, fus8
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
@@ -86,6 +104,8 @@ def main(argv=None) -> int:
     meta = read_metadata(args.model)
     wins = calibration_windows(int(meta["scale"]), int(meta["window"]), args.calib)
     print(f"wrote {quantize(args.model, args.out, wins, tuple(args.float))}")
+    if all(p.exists() for p in split_paths(args.model)):
+        print(f"wrote {', '.join(map(str, quantize_split(args.model, args.out, wins, tuple(args.float))))}")
     return 0
 
 

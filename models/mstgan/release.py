@@ -21,34 +21,41 @@ from pathlib import Path
 import numpy as np
 
 from .evaluate import evaluate
-from .export import export_onnx, load_generator, parity
-from .quantize import calibration_windows, quantize
+from .export import export_onnx, export_split, load_generator, parity, read_metadata, split_parity, split_paths
+from .quantize import calibration_windows, quantize, quantize_split
 
 
-def _session(path: Path, threads: int):
+def _session(path: Path, threads: int, spin: bool = True):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
+    if not spin:  # as the element runs its extractor/fusion pair: pools sleep when done
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def cpu_speeds(paths: list[Path], threads: int = 2, hw: tuple[int, int] = (144, 180), runs: int = 5) -> list[float]:
-    """Median seconds per window of each model, the models timed in turn (run after run) so that
-    drifts of a shared machine's speed hit them all alike and their ratio holds."""
-    sessions = [_session(p, threads) for p in paths]
-    inputs = []
-    for sess in sessions:
-        window = int(sess.get_modelmeta().custom_metadata_map["window"])
-        inputs.append({"frames": np.random.default_rng(0).random((1, window, 3, *hw), dtype=np.float32)})
-        sess.run(None, inputs[-1])
-    times: list[list[float]] = [[] for _ in paths]
+def _timed(sessions: list, feeds: list[dict], runs: int) -> list[float]:
+    """Median seconds per run of each session, timed in turn (run after run) so that drifts of a
+    shared machine's speed hit them all alike and their ratios hold."""
+    for sess, feed in zip(sessions, feeds):
+        sess.run(None, feed)
+    times: list[list[float]] = [[] for _ in sessions]
     for _ in range(runs):
-        for sess, x, ts in zip(sessions, inputs, times):
+        for sess, feed, ts in zip(sessions, feeds, times):
             t = time.perf_counter()
-            sess.run(None, x)
+            sess.run(None, feed)
             ts.append(time.perf_counter() - t)
     return [float(np.median(ts)) for ts in times]
+
+
+def cpu_speeds(paths: list[Path], threads: int = 2, hw: tuple[int, int] = (144, 180), runs: int = 5) -> list[float]:
+    """Median seconds per window of each model."""
+    sessions = [_session(p, threads) for p in paths]
+    rng = np.random.default_rng(0)
+    feeds = [{"frames": rng.random((1, int(s.get_modelmeta().custom_metadata_map["window"]), 3, *hw), dtype=np.float32)}
+             for s in sessions]  # fmt: skip
+    return _timed(sessions, feeds, runs)
 
 
 def machine() -> str:
@@ -71,6 +78,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1]), help="folder for the .onnx files")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-eval", action="store_true")
+    ap.add_argument("--split", action="store_true",
+                    help="only (re)write the feature-caching pairs of every model in results.json from its checkpoint")
     args = ap.parse_args(argv)
     out = Path(args.out)
     res_path = out / "results.json"
@@ -84,6 +93,15 @@ def main(argv=None) -> int:
                   f"({m['cpu_s_fp32'] / m['cpu_s_int8']:.2f}x)")  # fmt: skip
         res_path.write_text(json.dumps(results, indent=1) + "\n")
         (out / "results.md").write_text(to_markdown(results))
+        return 0
+    if args.split:
+        for m in results["models"]:
+            g, _ = load_generator(m["checkpoint"])
+            m.update(write_split(g, out / m["fp32"], out / m["int8"], args.threads))
+            print(f"x{m['scale']} {m['variant']}: split parity FP32 {m['split_parity_fp32']:.1e}, "
+                  f"INT8 {m['split_parity_int8']:.1e}; extractor {m['cpu_s_extractor'] * 1000:.0f} ms, "
+                  f"fusion FP32 {m['cpu_s_fusion_fp32'] * 1000:.0f} / INT8 {m['cpu_s_fusion_int8'] * 1000:.0f} ms")  # fmt: skip
+        res_path.write_text(json.dumps(results, indent=1) + "\n")
         return 0
     try:
         results["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -107,6 +125,7 @@ def main(argv=None) -> int:
         entry = {"scale": scale, "variant": variant, "checkpoint": str(ckpt), "steps": st["step"],
                  "parity_max_abs": diff, "fp32": str(fp32.name), "int8": str(int8.name),
                  "cpu_s_fp32": t_fp32, "cpu_s_int8": t_int8}  # fmt: skip
+        entry.update(write_split(g, fp32, int8, args.threads))
         if interp:
             entry["interpolation"] = {k: interp[k] for k in ("alpha", "fidelity", "fidelity_step", "perceptual")}
         if not args.skip_eval:
@@ -124,6 +143,30 @@ def main(argv=None) -> int:
     (out / "results.md").write_text(to_markdown(results))
     print((out / "results.md").read_text())
     return 0
+
+
+def write_split(g, fp32: Path, int8: Path, threads: int) -> dict:
+    """Exports the feature-caching pairs of both precisions, checks them against the whole graphs
+    and times their parts (one extractor run + one fusion run = the cached cost of a frame)."""
+    export_split(g, fp32, read_metadata(fp32))
+    quantize_split(fp32, int8, calibration_windows(g.scale, g.n_frames))
+    ext, fus32 = split_paths(fp32)
+    _, fus8 = split_paths(int8)
+    t_ext, t_f32, t_f8 = split_speeds(ext, fus32, fus8, threads)
+    return {"split_parity_fp32": split_parity(fp32), "split_parity_int8": split_parity(int8),
+            "cpu_s_extractor": t_ext, "cpu_s_fusion_fp32": t_f32, "cpu_s_fusion_int8": t_f8}  # fmt: skip
+
+
+def split_speeds(ext: Path, fus32: Path, fus8: Path, threads: int = 2, hw: tuple[int, int] = (144, 180),
+                 runs: int = 15) -> list[float]:  # fmt: skip
+    """Median seconds of one extractor run and one fusion run (FP32, INT8) at ``hw``, timed in turn."""
+    from .export import fusion_inputs
+
+    sessions = [_session(p, threads, spin=False) for p in (ext, fus32, fus8)]
+    window = int(sessions[1].get_modelmeta().custom_metadata_map["window"])
+    x = np.random.default_rng(0).random((1, window, 3, *hw), dtype=np.float32)
+    feed = fusion_inputs(ext, x)
+    return _timed(sessions, [{"frame": np.ascontiguousarray(x[:, 0])}, feed, feed], runs)
 
 
 def _vid4() -> Path:

@@ -55,3 +55,18 @@ def test_temporal_discriminator_judges_sequences():
     seq = torch.rand(1, 3, 3, 64, 64)
     shuffled = seq[:, [2, 0, 1]]
     assert not torch.allclose(d(seq), d(shuffled)), "frame order matters to a temporal discriminator"
+
+
+def test_cubic_upsample_is_torch_bicubic():
+    import torch.nn.functional as F
+
+    from mstgan.archs import CubicUpsample
+
+    torch.manual_seed(0)
+    for s in (2, 3, 4):
+        for hw in ((5, 7), (29, 37)):
+            x = torch.rand(2, 3, *hw)
+            ref = F.interpolate(x, scale_factor=s, mode="bicubic", align_corners=False)
+            assert torch.allclose(CubicUpsample(s)(x), ref, atol=2e-5), (s, hw)
+    # a fixed operator: nothing to train, nothing in the checkpoints
+    assert not list(CubicUpsample(4).parameters()) and not CubicUpsample(4).state_dict()

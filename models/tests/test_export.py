@@ -40,3 +40,33 @@ def test_int8_export_stays_within_tolerance(tmp_path, shared_data):
     ya, yb = a.run(None, {"frames": x})[0], b.run(None, {"frames": x})[0]
     mse = float(np.mean((ya - yb) ** 2))
     assert 10 * np.log10(1 / max(mse, 1e-12)) > 35, f"INT8 vs FP32 PSNR too low (mse {mse})"
+
+
+def test_feature_caching_pair_matches_the_whole_graph(tmp_path, shared_data):
+    from mstgan.export import export_split, split_parity, split_paths
+    from mstgan.quantize import quantize_split
+
+    torch.manual_seed(0)
+    g = MSTGenerator(3, 5, feat_ch=8, ch=16, n_blocks=2, flow_ch=8)
+    fp32 = export_onnx(g, tmp_path / "g.onnx", "fp32", 77)
+    ext, fus = export_split(g, fp32, read_metadata(fp32))
+    assert (ext, fus) == split_paths(fp32)
+    for path, part in ((ext, "extractor"), (fus, "fusion")):
+        meta = read_metadata(path)
+        assert meta["part"] == part and meta["training_steps"] == "77" and meta["feature_channels"] == "8"
+    # odd sizes: the pyramid levels round up, the fusion graph must take what the extractor gives
+    for hw in ((29, 37), (16, 21)):
+        assert split_parity(fp32, hw=hw) < 1e-5
+    # the extractor's features really feed the output: zeroed features change it
+    from mstgan.export import fusion_inputs
+
+    x = np.random.default_rng(1).random((1, 5, 3, 20, 24), dtype=np.float32)
+    feed = fusion_inputs(ext, x)
+    sess = ort.InferenceSession(str(fus), providers=["CPUExecutionProvider"])
+    zeroed = {**feed, "feat1": np.zeros_like(feed["feat1"])}
+    assert np.abs(sess.run(None, feed)[0] - sess.run(None, zeroed)[0]).max() > 1e-3
+    wins = calibration_windows(3, 5, n=4, crop=24)
+    int8 = quantize(fp32, tmp_path / "g-int8.onnx", wins)
+    quantize_split(fp32, int8, wins)
+    assert read_metadata(split_paths(int8)[1])["precision"] == "int8"
+    assert split_parity(int8) < 1e-4

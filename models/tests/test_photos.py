@@ -71,3 +71,11 @@ def test_sampler_gives_photos_their_share():
 def test_missing_photos_say_how_to_install_them(tmp_path):
     with pytest.raises(FileNotFoundError, match="setup.sh --train"):
         D.load_photos(root=tmp_path)
+
+
+def test_validation_photos_are_held_out_of_training():
+    from mstgan.data import PHOTOS, VAL_PHOTOS
+
+    assert VAL_PHOTOS and not set(VAL_PHOTOS) & set(PHOTOS)
+    stem = lambda p: p.split("/contents/")[0].split("/")[-1] if "/contents/" in p else p.rsplit("/", 1)[-1].rsplit(".", 1)[0]  # noqa: E731
+    assert not {stem(p) for p in VAL_PHOTOS} & {stem(p) for p in PHOTOS}, "same picture under another path"

@@ -60,6 +60,10 @@ def test_network_interpolation_blends_and_picks_by_tof():
     assert torch.allclose(mid["w"], torch.full((2, 2), 0.25)) and torch.allclose(mid["b"], torch.full((3,), 1.5))
     with pytest.raises(ValueError, match="different architectures"):
         blend(a, {"w": torch.ones(3, 3), "b": torch.ones(3)}, 0.5)
-    table = [{"alpha": 0.0, "tof": 1.0}, {"alpha": 0.5, "tof": 1.04}, {"alpha": 1.0, "tof": 1.2}]
+    table = [{"alpha": 0.0, "video": {"tof": 1.0}, "photos": {"tof": 2.0}},
+             {"alpha": 0.5, "video": {"tof": 1.04}, "photos": {"tof": 2.0}},
+             {"alpha": 0.8, "video": {"tof": 0.9}, "photos": {"tof": 2.2}},
+             {"alpha": 1.0, "video": {"tof": 1.2}, "photos": {"tof": 2.1}}]  # fmt: skip
     assert choose(table, 0.05)["alpha"] == 0.5
     assert choose(table, 0.25)["alpha"] == 1.0
+    assert choose(table, 0.05)["alpha"] != 0.8, "every group must hold the margin, not just one"

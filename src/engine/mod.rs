@@ -6,6 +6,12 @@
 //! Model contract: input float32 `[N, T, 3, H, W]` (RGB in [0, 1], T consecutive frames, the one
 //! to upscale in the middle), output float32 `[N, 3, s*H, s*W]`; `metadata_props` carry `scale`,
 //! `window`, `precision` and `version`.
+//!
+//! Feature caching: a model `X.onnx` may come with `X.extractor.onnx` (`frame [N,3,H,W]` ->
+//! `feat0..2`, the per-frame features at 3 pyramid levels) and `X.fusion.onnx` (`frames` +
+//! `feat0..2 [N,T,C,h,w]` -> `upscaled`), the same network cut in two. Each frame sits in T
+//! windows; with the pair its features are computed once ([`Engine::extract`]) and reused
+//! ([`Engine::run_cached`]) instead of T times. The output is the same.
 
 mod gpu;
 mod runtime;
@@ -107,6 +113,8 @@ pub struct EngineConfig {
     pub engine_cache_dir: Option<PathBuf>,
     /// onnxruntime intra-op threads; 0 = onnxruntime's default (one per core).
     pub threads: usize,
+    /// Use the model's extractor/fusion pair when it is there.
+    pub feature_cache: bool,
 }
 
 impl EngineConfig {
@@ -120,6 +128,7 @@ impl EngineConfig {
             precision: Precision::Auto,
             engine_cache_dir: None,
             threads: 0,
+            feature_cache: true,
         }
     }
 
@@ -134,6 +143,50 @@ impl EngineConfig {
         self.threads = threads;
         self
     }
+
+    #[must_use]
+    pub fn with_feature_cache(mut self, on: bool) -> Self {
+        self.feature_cache = on;
+        self
+    }
+}
+
+/// Whether the per-frame feature cache runs, and why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeatureCache {
+    /// The model's extractor/fusion pair runs: one extractor pass per frame.
+    Active,
+    /// Switched off by the caller.
+    Disabled,
+    /// The model has no extractor/fusion pair next to it (an older or third-party model).
+    Absent,
+    /// A pair is there but cannot be used (the reason); the whole graph runs instead.
+    Rejected(String),
+}
+
+/// One frame's output of the extractor graph: 3 pyramid levels, each planar `[C, h, w]`.
+#[derive(Debug)]
+pub struct Features {
+    levels: [Vec<f32>; 3],
+    dims: [(usize, usize); 3],
+}
+
+/// The extractor and fusion graphs of a model and the buffers that stack a window's features.
+struct SplitGraphs {
+    extractor: Session,
+    fusion: Session,
+    channels: usize,
+    stacked: [Vec<f32>; 3],
+}
+
+/// `X.extractor.onnx` and `X.fusion.onnx` for the model file `X.onnx`.
+#[must_use]
+pub fn split_paths(model: &Path) -> Option<(PathBuf, PathBuf)> {
+    let stem = model.file_stem()?.to_str()?;
+    Some((
+        model.with_file_name(format!("{stem}.extractor.onnx")),
+        model.with_file_name(format!("{stem}.fusion.onnx")),
+    ))
 }
 
 /// What the model file says about itself.
@@ -154,6 +207,8 @@ pub struct Engine {
     active_provider: &'static str,
     pub skipped_providers: SkippedProviders,
     input_name: String,
+    split: Option<SplitGraphs>,
+    feature_cache: FeatureCache,
 }
 
 impl std::fmt::Debug for Engine {
@@ -161,6 +216,7 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("info", &self.info)
             .field("active_provider", &self.active_provider)
+            .field("feature_cache", &self.feature_cache)
             .finish()
     }
 }
@@ -187,17 +243,7 @@ impl Engine {
                     .into(),
             ));
         }
-        let (env, _) = runtime::environment()?;
-        let mut builder = Session::builder(env).map_err(|e| EngineError::Config(ort_err(e)))?;
-        builder = builder
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| EngineError::Config(ort_err(e)))?;
-        if cfg.threads > 0 {
-            builder = builder
-                .with_intra_threads(cfg.threads)
-                .map_err(|e| EngineError::Config(ort_err(e)))?;
-        }
-        let (active_provider, skipped) = register_providers(&mut builder, cfg)?;
+        let (mut builder, active_provider, skipped) = session_builder(cfg, cfg.provider)?;
         let session =
             builder
                 .commit_from_file(&cfg.model_path)
@@ -228,13 +274,147 @@ impl Engine {
             });
         }
         let input_name = session.inputs()[0].name().to_string();
+        let (split, feature_cache) = if !cfg.feature_cache {
+            (None, FeatureCache::Disabled)
+        } else {
+            match split_paths(&cfg.model_path) {
+                Some((ext, fus)) if ext.is_file() && fus.is_file() => {
+                    match load_split(cfg, active_provider, &session, &ext, &fus) {
+                        Ok(split) => (Some(split), FeatureCache::Active),
+                        Err(reason) => (None, FeatureCache::Rejected(reason)),
+                    }
+                }
+                _ => (None, FeatureCache::Absent),
+            }
+        };
         Ok(Self {
             session,
             info,
             active_provider,
             skipped_providers: skipped,
             input_name,
+            split,
+            feature_cache,
         })
+    }
+
+    /// Whether [`Engine::extract`] / [`Engine::run_cached`] are available, or why not.
+    pub fn feature_cache(&self) -> &FeatureCache {
+        &self.feature_cache
+    }
+
+    /// Runs the extractor graph on one frame (`[3, H, W]` planar RGB).
+    pub fn extract(
+        &mut self,
+        rgb: &[f32],
+        width: usize,
+        height: usize,
+    ) -> Result<Features, EngineError> {
+        let fail = |reason: String| EngineError::Inference {
+            frames: 1,
+            width,
+            height,
+            reason: format!("feature extractor: {reason}"),
+        };
+        let split = self
+            .split
+            .as_mut()
+            .ok_or_else(|| fail("the model has no extractor/fusion pair loaded".into()))?;
+        if rgb.len() != 3 * width * height {
+            return Err(fail(format!(
+                "expected {} input values, got {}",
+                3 * width * height,
+                rgb.len()
+            )));
+        }
+        let input = TensorRef::from_array_view(([1usize, 3, height, width], rgb))
+            .map_err(|e| fail(ort_err(e)))?;
+        let outputs = split
+            .extractor
+            .run(ort::inputs!["frame" => input])
+            .map_err(|e| fail(ort_err(e)))?;
+        let mut levels: [Vec<f32>; 3] = Default::default();
+        let mut dims = [(0, 0); 3];
+        for (lvl, (level, dim)) in levels.iter_mut().zip(dims.iter_mut()).enumerate() {
+            let (shape, data) = outputs[lvl]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| fail(ort_err(e)))?;
+            if shape.len() != 4 || shape[0] != 1 || shape[1] != split.channels as i64 {
+                return Err(fail(format!(
+                    "level {lvl} has shape {shape:?}, expected [1, {}, h, w]",
+                    split.channels
+                )));
+            }
+            *dim = (shape[2] as usize, shape[3] as usize);
+            *level = data.to_vec();
+        }
+        Ok(Features { levels, dims })
+    }
+
+    /// Runs one window from cached features: `frames` as for [`Engine::run`], `feats[i]` the
+    /// features of `frames`' i-th frame.
+    pub fn run_cached(
+        &mut self,
+        frames: &[f32],
+        feats: &[&Features],
+        width: usize,
+        height: usize,
+        out: &mut [f32],
+    ) -> Result<(), EngineError> {
+        let t = self.info.window;
+        let s = self.info.scale as usize;
+        let fail = |reason: String| EngineError::Inference {
+            frames: t,
+            width,
+            height,
+            reason,
+        };
+        let split = self
+            .split
+            .as_mut()
+            .ok_or_else(|| fail("the model has no extractor/fusion pair loaded".into()))?;
+        if frames.len() != t * 3 * width * height || feats.len() != t {
+            return Err(fail(format!(
+                "expected {} input values and {t} feature sets, got {} and {}",
+                t * 3 * width * height,
+                frames.len(),
+                feats.len()
+            )));
+        }
+        for lvl in 0..3 {
+            let dims = feats[0].dims[lvl];
+            if feats.iter().any(|f| f.dims[lvl] != dims) {
+                return Err(fail(
+                    "the window's frames have features of different sizes".into(),
+                ));
+            }
+            let stacked = &mut split.stacked[lvl];
+            stacked.clear();
+            for f in feats {
+                stacked.extend_from_slice(&f.levels[lvl]);
+            }
+        }
+        let c = split.channels;
+        let [s0, s1, s2] = &split.stacked;
+        let [d0, d1, d2] = feats[0].dims;
+        let v0 = TensorRef::from_array_view(([1usize, t, c, d0.0, d0.1], s0.as_slice()))
+            .map_err(|e| fail(ort_err(e)))?;
+        let v1 = TensorRef::from_array_view(([1usize, t, c, d1.0, d1.1], s1.as_slice()))
+            .map_err(|e| fail(ort_err(e)))?;
+        let v2 = TensorRef::from_array_view(([1usize, t, c, d2.0, d2.1], s2.as_slice()))
+            .map_err(|e| fail(ort_err(e)))?;
+        let input = TensorRef::from_array_view(([1usize, t, 3, height, width], frames))
+            .map_err(|e| fail(ort_err(e)))?;
+        let outputs = split
+            .fusion
+            .run(ort::inputs![
+                "frames" => input,
+                "feat0" => v0,
+                "feat1" => v1,
+                "feat2" => v2,
+            ])
+            .map_err(|e| fail(ort_err(e)))?;
+        copy_upscaled(&outputs[0], [height * s, width * s], out).map_err(fail)
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -276,18 +456,118 @@ impl Engine {
             .session
             .run(ort::inputs![self.input_name.as_str() => input])
             .map_err(|e| fail(ort_err(e)))?;
-        let (shape, data) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| fail(ort_err(e)))?;
-        let expect = [1i64, 3, (height * s) as i64, (width * s) as i64];
-        if shape.as_ref() != expect {
-            return Err(fail(format!(
-                "model returned shape {shape:?}, expected {expect:?}"
-            )));
-        }
-        out[..data.len()].copy_from_slice(data);
-        Ok(())
+        copy_upscaled(&outputs[0], [height * s, width * s], out).map_err(fail)
     }
+}
+
+/// Checks that `value` is `[1, 3, sh, sw]` float32 and copies it into `out`.
+fn copy_upscaled(
+    value: &ort::value::DynValue,
+    [sh, sw]: [usize; 2],
+    out: &mut [f32],
+) -> Result<(), String> {
+    let (shape, data) = value.try_extract_tensor::<f32>().map_err(ort_err)?;
+    let expect = [1i64, 3, sh as i64, sw as i64];
+    if shape.as_ref() != expect {
+        return Err(format!(
+            "model returned shape {shape:?}, expected {expect:?}"
+        ));
+    }
+    if out.len() < data.len() {
+        return Err(format!(
+            "output buffer holds {} values, the model gave {}",
+            out.len(),
+            data.len()
+        ));
+    }
+    out[..data.len()].copy_from_slice(data);
+    Ok(())
+}
+
+/// A session builder with the optimisation level, threads and execution provider of `cfg`.
+fn session_builder(
+    cfg: &EngineConfig,
+    provider: Provider,
+) -> Result<(SessionBuilder, &'static str, SkippedProviders), EngineError> {
+    let (env, _) = runtime::environment()?;
+    let mut builder = Session::builder(env).map_err(|e| EngineError::Config(ort_err(e)))?;
+    builder = builder
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|e| EngineError::Config(ort_err(e)))?;
+    if cfg.threads > 0 {
+        builder = builder
+            .with_intra_threads(cfg.threads)
+            .map_err(|e| EngineError::Config(ort_err(e)))?;
+    }
+    let cfg = EngineConfig {
+        provider,
+        ..cfg.clone()
+    };
+    let (active, skipped) = register_providers(&mut builder, &cfg)?;
+    Ok((builder, active, skipped))
+}
+
+/// Loads the extractor/fusion pair on the provider the whole graph got, and checks that it was
+/// cut from that same model (a stale pair would silently give another network's output).
+fn load_split(
+    cfg: &EngineConfig,
+    active_provider: &'static str,
+    whole: &Session,
+    ext_path: &Path,
+    fus_path: &Path,
+) -> Result<SplitGraphs, String> {
+    let provider = match active_provider {
+        "tensorrt" => Provider::TensorRt,
+        "cuda" => Provider::Cuda,
+        _ => Provider::Cpu,
+    };
+    let load = |path: &Path, spin: bool| -> Result<Session, String> {
+        let (b, _, _) = session_builder(cfg, provider).map_err(|e| e.to_string())?;
+        let mut b = b.with_intra_op_spinning(spin).map_err(|e| e.to_string())?;
+        b.commit_from_file(path)
+            .map_err(|e| format!("{} could not be loaded: {e}", path.display()))
+    };
+    // the two graphs run back to back on separate thread pools: a pool that spins after its run
+    // takes the cores the other graph needs next (measured: fusion 235 -> 270 ms after an
+    // extractor run, and no gain from the cache at all), so both pools sleep when done
+    let (extractor, fusion) = (load(ext_path, false)?, load(fus_path, false)?);
+    let meta = |s: &Session, key: &str| s.metadata().ok().and_then(|m| m.custom(key));
+    for (s, path, part) in [
+        (&extractor, ext_path, "extractor"),
+        (&fusion, fus_path, "fusion"),
+    ] {
+        if meta(s, "part").as_deref() != Some(part) {
+            return Err(format!("{} is not an MST-GAN {part} graph", path.display()));
+        }
+    }
+    for key in ["scale", "window", "training_steps", "version"] {
+        if meta(&fusion, key) != meta(whole, key) || meta(&extractor, key) != meta(whole, key) {
+            return Err(format!(
+                "{} / {} were cut from another model (`{key}` differs from {}): re-export them \
+                 with `python -m mstgan.release --split` or delete them",
+                ext_path.display(),
+                fus_path.display(),
+                cfg.model_path.display()
+            ));
+        }
+    }
+    let channels = meta(&fusion, "feature_channels")
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("{} has no `feature_channels` metadata", fus_path.display()))?;
+    let names: Vec<&str> = fusion.inputs().iter().map(|i| i.name()).collect();
+    if names != ["frames", "feat0", "feat1", "feat2"] || extractor.outputs().len() != 3 {
+        return Err(format!(
+            "{} / {} do not have the expected inputs and outputs",
+            ext_path.display(),
+            fus_path.display()
+        ));
+    }
+    Ok(SplitGraphs {
+        extractor,
+        fusion,
+        channels,
+        stacked: Default::default(),
+    })
 }
 
 fn read_info(session: &Session, path: &Path) -> Result<ModelInfo, EngineError> {

@@ -17,7 +17,7 @@
  */
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use gst::glib;
 use gst::prelude::*;
@@ -29,7 +29,7 @@ use gst_video::prelude::*;
 use gst_video::{VideoFormat, VideoInfo};
 
 use crate::convert::{self, AlphaSource, Layout, Planes, PlanesMut, YuvMatrix};
-use crate::engine::{self, Engine, EngineConfig, EngineError};
+use crate::engine::{self, Engine, EngineConfig, EngineError, FeatureCache, Features};
 use crate::models;
 use crate::window::FrameWindow;
 
@@ -67,6 +67,7 @@ struct Settings {
     precision: Precision,
     engine_cache_dir: Option<String>,
     threads: u32,
+    feature_cache: bool,
 }
 
 impl Default for Settings {
@@ -79,6 +80,7 @@ impl Default for Settings {
             precision: Precision::Auto,
             engine_cache_dir: None,
             threads: 0,
+            feature_cache: true,
         }
     }
 }
@@ -87,6 +89,8 @@ impl Default for Settings {
 struct Frame {
     rgb: Vec<f32>,
     buffer: gst::Buffer,
+    /// Extractor output, computed by the first window that needs it (with the feature cache).
+    features: OnceLock<Features>,
 }
 
 struct Negotiated {
@@ -114,6 +118,7 @@ pub struct MstGanSr {
     /// Read-only properties, kept apart so reading them never waits for an inference.
     window_len: Mutex<u32>,
     active_provider: Mutex<String>,
+    feature_cache_active: Mutex<bool>,
 }
 
 #[glib::object_subclass]
@@ -280,10 +285,20 @@ impl MstGanSr {
         }
         let s = state.scale as usize;
         state.output_scratch.resize(plane * s * s, 0.0);
-        if let Err(e) = state
-            .engine
-            .run(&state.input_scratch, w, h, &mut state.output_scratch)
-        {
+        let res = if *state.engine.feature_cache() == FeatureCache::Active {
+            Self::run_cached(
+                &mut state.engine,
+                &state.input_scratch,
+                &mut state.output_scratch,
+                win,
+                (w, h),
+            )
+        } else {
+            state
+                .engine
+                .run(&state.input_scratch, w, h, &mut state.output_scratch)
+        };
+        if let Err(e) = res {
             gst::element_imp_error!(self, gst::StreamError::Failed, ["{e}"]);
             return Err(gst::FlowError::Error);
         }
@@ -346,6 +361,25 @@ impl MstGanSr {
         Ok(out)
     }
 
+    /// The window through the fusion graph, running the extractor only on frames that have no
+    /// features yet (the newest one, in steady state).
+    fn run_cached(
+        engine: &mut Engine,
+        input: &[f32],
+        output: &mut [f32],
+        win: &[Arc<Frame>],
+        (w, h): (usize, usize),
+    ) -> Result<(), EngineError> {
+        for f in win {
+            if f.features.get().is_none() {
+                let feats = engine.extract(&f.rgb, w, h)?;
+                let _ = f.features.set(feats);
+            }
+        }
+        let feats: Vec<&Features> = win.iter().filter_map(|f| f.features.get()).collect();
+        engine.run_cached(input, &feats, w, h, output)
+    }
+
     fn to_frame(&self, neg: &Negotiated, buffer: gst::Buffer) -> Result<Frame, gst::FlowError> {
         let (w, h) = (neg.in_info.width() as usize, neg.in_info.height() as usize);
         let mut rgb = vec![0.0f32; 3 * w * h];
@@ -372,7 +406,11 @@ impl MstGanSr {
             };
             convert::to_rgb_planar(neg.layout, neg.matrix, &planes, w, h, &mut rgb);
         }
-        Ok(Frame { rgb, buffer })
+        Ok(Frame {
+            rgb,
+            buffer,
+            features: OnceLock::new(),
+        })
     }
 
     /// Runs every pending window (end of a segment) and returns the outputs in order.
@@ -451,6 +489,21 @@ impl ObjectImpl for MstGanSr {
                     .default_value(d.threads)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("feature-cache")
+                    .nick("Feature cache")
+                    .blurb(
+                        "Run the model's per-frame feature extractor once per frame and reuse it in \
+                         every window the frame is in (needs the model's .extractor.onnx and \
+                         .fusion.onnx next to it; same output, less work)",
+                    )
+                    .default_value(d.feature_cache)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("feature-cache-active")
+                    .nick("Feature cache active")
+                    .blurb("Whether the feature cache runs (known once started)")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecUInt::builder("window")
                     .nick("Window")
                     .blurb("Frames the model sees per output (from the model; known once started)")
@@ -478,6 +531,7 @@ impl ObjectImpl for MstGanSr {
             "precision" => s.precision = value.get().expect("type checked upstream"),
             "engine-cache-dir" => s.engine_cache_dir = value.get().expect("type checked upstream"),
             "threads" => s.threads = value.get().expect("type checked upstream"),
+            "feature-cache" => s.feature_cache = value.get().expect("type checked upstream"),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -492,6 +546,8 @@ impl ObjectImpl for MstGanSr {
             "precision" => s.precision.to_value(),
             "engine-cache-dir" => s.engine_cache_dir.to_value(),
             "threads" => s.threads.to_value(),
+            "feature-cache" => s.feature_cache.to_value(),
+            "feature-cache-active" => (*self.feature_cache_active.lock().unwrap()).to_value(),
             "window" => (*self.window_len.lock().unwrap()).to_value(),
             "active-provider" => {
                 let p = self.active_provider.lock().unwrap();
@@ -587,6 +643,7 @@ impl BaseTransformImpl for MstGanSr {
             },
             engine_cache_dir: settings.engine_cache_dir.as_ref().map(PathBuf::from),
             threads: settings.threads as usize,
+            feature_cache: settings.feature_cache,
         };
         let engine = Engine::new(&cfg).map_err(|e| {
             let kind = match e {
@@ -627,6 +684,16 @@ impl BaseTransformImpl for MstGanSr {
             info.version,
             engine.active_provider()
         );
+        match engine.feature_cache() {
+            FeatureCache::Rejected(why) => gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                ["feature cache off, running the whole graph: {why}"]
+            ),
+            other => gst::info!(CAT, imp = self, "feature cache: {other:?}"),
+        }
+        *self.feature_cache_active.lock().unwrap() =
+            *engine.feature_cache() == FeatureCache::Active;
         *self.window_len.lock().unwrap() = info.window as u32;
         *self.active_provider.lock().unwrap() = engine.active_provider().to_string();
         *self.state.lock().unwrap() = Some(State {
