@@ -82,88 +82,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let input = frames(a.frames, a.width, a.height);
 
-    // bare engine: the same windows the element builds, without GStreamer or pixel conversion
-    let cfg = EngineConfig::new(&model, a.scale)
-        .with_provider(Provider::Cpu)
-        .with_threads(a.threads)
-        .with_feature_cache(false);
-    let mut engine = Engine::new(&cfg)?;
-    let t = engine.info().window;
-    let plane = 3 * a.width * a.height;
-    let planar: Vec<Vec<f32>> = input
-        .iter()
-        .map(|f| {
-            let mut p = vec![0.0f32; plane];
-            for (i, px) in f.chunks_exact(3).enumerate() {
-                for c in 0..3 {
-                    p[c * a.width * a.height + i] = px[c] as f32 / 255.0;
-                }
-            }
-            p
-        })
-        .collect();
-    let mut win = vec![0.0f32; t * plane];
-    let mut out = vec![0.0f32; plane * (a.scale * a.scale) as usize];
-    let run_window = |engine: &mut Engine, k: usize, win: &mut Vec<f32>, out: &mut Vec<f32>| {
-        for j in 0..t {
-            let idx = (k as isize + j as isize - (t / 2) as isize).clamp(0, a.frames as isize - 1)
-                as usize;
-            win[j * plane..(j + 1) * plane].copy_from_slice(&planar[idx]);
-        }
-        engine.run(win, a.width, a.height, out).expect("inference");
-    };
-    run_window(&mut engine, 0, &mut win, &mut out); // warm-up
-    let start = Instant::now();
-    for k in 0..a.frames {
-        run_window(&mut engine, k, &mut win, &mut out);
-    }
-    let engine_fps = a.frames as f64 / start.elapsed().as_secs_f64();
-    drop(engine);
+    let planar = to_planar(&input, a.width, a.height);
+    let t = Engine::new(&bare_config(&a, &model, false))?.info().window;
 
-    // bare engine with the feature cache: the extractor once per frame, the fusion graph per window
-    let mut engine = Engine::new(&cfg.clone().with_feature_cache(true))?;
-    let bare_cached_fps = if *engine.feature_cache() == FeatureCache::Active {
-        let mut feats = Vec::with_capacity(a.frames);
-        let mut run = |engine: &mut Engine, k: usize, feats: &mut Vec<Features>| {
-            let idx: Vec<usize> = (0..t)
-                .map(|j| {
-                    (k as isize + j as isize - (t / 2) as isize).clamp(0, a.frames as isize - 1)
-                        as usize
-                })
-                .collect();
-            while feats.len() <= *idx.iter().max().unwrap() {
-                let f = engine
-                    .extract(&planar[feats.len()], a.width, a.height)
-                    .expect("extractor");
-                feats.push(f);
-            }
-            for (j, &i) in idx.iter().enumerate() {
-                win[j * plane..(j + 1) * plane].copy_from_slice(&planar[i]);
-            }
-            let fs: Vec<&Features> = idx.iter().map(|&i| &feats[i]).collect();
-            engine
-                .run_cached(&win, &fs, a.width, a.height, &mut out)
-                .expect("inference");
-        };
-        run(&mut engine, 0, &mut Vec::new()); // warm-up
-        let start = Instant::now();
-        for k in 0..a.frames {
-            run(&mut engine, k, &mut feats);
-        }
-        Some(a.frames as f64 / start.elapsed().as_secs_f64())
-    } else {
-        None
-    };
-    drop(engine);
-
-    let element_fps = |cache: bool| -> Result<(f64, bool), Box<dyn std::error::Error>> {
-        element_run(&a, &model, &input, cache)
-    };
-    // alternated, best of 2 each: a shared machine's speed drifts between runs
+    // alternated rounds, best of each: a shared machine's speed drifts between runs
+    let (mut engine_fps, mut bare_cached_fps) = (0.0f64, None::<f64>);
     let (mut plain_fps, mut cached_fps, mut cached) = (0.0f64, 0.0f64, false);
     for _ in 0..2 {
-        plain_fps = plain_fps.max(element_fps(false)?.0);
-        let (fps, active) = element_fps(true)?;
+        engine_fps = engine_fps.max(bare_run(&a, &model, &planar, false)?.unwrap_or(0.0));
+        if let Some(fps) = bare_run(&a, &model, &planar, true)? {
+            bare_cached_fps = Some(bare_cached_fps.unwrap_or(0.0).max(fps));
+        }
+        plain_fps = plain_fps.max(element_run(&a, &model, &input, false)?.0);
+        let (fps, active) = element_run(&a, &model, &input, true)?;
         cached_fps = cached_fps.max(fps);
         cached = active;
     }
@@ -195,6 +126,79 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+fn bare_config(a: &Args, model: &std::path::Path, cache: bool) -> EngineConfig {
+    EngineConfig::new(model, a.scale)
+        .with_provider(Provider::Cpu)
+        .with_threads(a.threads)
+        .with_feature_cache(cache)
+}
+
+fn to_planar(input: &[Vec<u8>], w: usize, h: usize) -> Vec<Vec<f32>> {
+    input
+        .iter()
+        .map(|f| {
+            let mut p = vec![0.0f32; 3 * w * h];
+            for (i, px) in f.chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    p[c * w * h + i] = px[c] as f32 / 255.0;
+                }
+            }
+            p
+        })
+        .collect()
+}
+
+/// The bare engine over the same windows the element builds, without GStreamer or pixel
+/// conversion: the whole graph per window, or (`cache`) the extractor once per frame and the
+/// fusion graph per window. `None` when `cache` is asked and the model has no pair.
+fn bare_run(
+    a: &Args,
+    model: &std::path::Path,
+    planar: &[Vec<f32>],
+    cache: bool,
+) -> Result<Option<f64>, Box<dyn std::error::Error>> {
+    let mut engine = Engine::new(&bare_config(a, model, cache))?;
+    if cache && *engine.feature_cache() != FeatureCache::Active {
+        return Ok(None);
+    }
+    let t = engine.info().window;
+    let plane = 3 * a.width * a.height;
+    let mut win = vec![0.0f32; t * plane];
+    let mut out = vec![0.0f32; plane * (a.scale * a.scale) as usize];
+    let mut feats: Vec<Features> = Vec::with_capacity(a.frames);
+    let mut run = |engine: &mut Engine,
+                   k: usize,
+                   feats: &mut Vec<Features>|
+     -> Result<(), Box<dyn std::error::Error>> {
+        let idx: Vec<usize> = (0..t)
+            .map(|j| {
+                (k as isize + j as isize - (t / 2) as isize).clamp(0, a.frames as isize - 1)
+                    as usize
+            })
+            .collect();
+        for (j, &i) in idx.iter().enumerate() {
+            win[j * plane..(j + 1) * plane].copy_from_slice(&planar[i]);
+        }
+        if !cache {
+            engine.run(&win, a.width, a.height, &mut out)?;
+            return Ok(());
+        }
+        while feats.len() <= idx[t - 1] {
+            let f = engine.extract(&planar[feats.len()], a.width, a.height)?;
+            feats.push(f);
+        }
+        let fs: Vec<&Features> = idx.iter().map(|&i| &feats[i]).collect();
+        engine.run_cached(&win, &fs, a.width, a.height, &mut out)?;
+        Ok(())
+    };
+    run(&mut engine, 0, &mut Vec::new())?; // warm-up
+    let start = Instant::now();
+    for k in 0..a.frames {
+        run(&mut engine, k, &mut feats)?;
+    }
+    Ok(Some(a.frames as f64 / start.elapsed().as_secs_f64()))
 }
 
 /// appsrc ! mstgansr ! fakesink over `input`; returns frames/s and whether the cache ran.

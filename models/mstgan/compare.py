@@ -70,6 +70,8 @@ def shipped_models(models_dir: Path = MODELS) -> list[tuple[int, str, str, Path]
     """(scale, variant, precision, path) of every mstgan-x<s>-<variant>[-int8].onnx in models/."""
     out = []
     for p in sorted(models_dir.glob("mstgan-x*-*.onnx")):
+        if "." in p.stem:  # <model>.extractor.onnx / .fusion.onnx: parts of a model, not models
+            continue
         parts = p.stem.split("-")  # mstgan, x4, fidelity[, int8]
         scale, variant = int(parts[1][1:]), parts[2]
         out.append((scale, variant, "int8" if parts[-1] == "int8" else "fp32", p))

@@ -74,6 +74,8 @@ def tiny_vid4(tmp_path_factory, shared_data):
 def fixture_models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
     shutil.copy(C.MODELS / "fixtures" / "fixture-x4-t5.onnx", d / "mstgan-x4-fixture.onnx")
+    for part in ("extractor", "fusion"):  # parts of the model, not models of their own
+        shutil.copy(C.MODELS / "fixtures" / f"fixture-x4-t5.{part}.onnx", d / f"mstgan-x4-fixture.{part}.onnx")
     return d
 
 

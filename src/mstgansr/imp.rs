@@ -7,7 +7,8 @@
  * Each output frame is computed from a window of T neighbouring input frames (T from the
  * model), so output lags input by (T-1)/2 frames; the element reports that in the LATENCY
  * query, drains every pending frame on EOS and starts clean after a flush, a caps change or a
- * DISCONT buffer.
+ * DISCONT buffer. With `feature-cache` (default) and a model that ships its extractor/fusion
+ * pair, each frame's features are computed once and reused in all T windows it is part of.
  *
  * ## Example launch line
  * |[
