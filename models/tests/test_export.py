@@ -70,3 +70,22 @@ def test_feature_caching_pair_matches_the_whole_graph(tmp_path, shared_data):
     quantize_split(fp32, int8, wins)
     assert read_metadata(split_paths(int8)[1])["precision"] == "int8"
     assert split_parity(int8) < 1e-4
+
+
+def test_every_shipped_model_has_a_matching_feature_pair():
+    """A model re-exported without its pair (or with a stale one) would make the element fall
+    back to the whole graph with a warning; catch it here instead."""
+    from pathlib import Path
+
+    from mstgan.export import split_parity, split_paths
+
+    models = sorted(p for p in Path(__file__).resolve().parents[1].glob("mstgan-x*-*.onnx") if "." not in p.stem)
+    assert len(models) == 8, [p.name for p in models]
+    keys = ("scale", "window", "training_steps", "version", "variant", "interpolation")
+    for m in models:
+        meta = read_metadata(m)
+        for part, path in zip(("extractor", "fusion"), split_paths(m)):
+            pm = read_metadata(path)
+            assert pm["part"] == part and all(pm.get(k) == meta.get(k) for k in keys), (path.name, pm)
+        if meta["precision"] == "fp32":
+            assert split_parity(m, hw=(17, 23)) < 1e-5, m.name

@@ -540,7 +540,14 @@ fn load_split(
             return Err(format!("{} is not an MST-GAN {part} graph", path.display()));
         }
     }
-    for key in ["scale", "window", "training_steps", "version"] {
+    for key in [
+        "scale",
+        "window",
+        "training_steps",
+        "version",
+        "variant",
+        "interpolation",
+    ] {
         if meta(&fusion, key) != meta(whole, key) || meta(&extractor, key) != meta(whole, key) {
             return Err(format!(
                 "{} / {} were cut from another model (`{key}` differs from {}): re-export them \
