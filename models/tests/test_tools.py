@@ -67,3 +67,14 @@ def test_network_interpolation_blends_and_picks_by_tof():
     assert choose(table, 0.05)["alpha"] == 0.5
     assert choose(table, 0.25)["alpha"] == 1.0
     assert choose(table, 0.05)["alpha"] != 0.8, "every group must hold the margin, not just one"
+
+
+def test_profile_sums_kernel_time_per_operator():
+    from pathlib import Path
+
+    from mstgan.profile import op_times
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "fixture-x4-t5.onnx"
+    times = op_times(fixture, hw=(24, 32), runs=2, threads=1)
+    assert times["Conv"] > 0 and times["GridSample"] > 0 and "Resize" in times
+    assert list(times.values()) == sorted(times.values(), reverse=True)

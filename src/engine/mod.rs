@@ -310,11 +310,8 @@ impl Engine {
         width: usize,
         height: usize,
     ) -> Result<Features, EngineError> {
-        let fail = |reason: String| EngineError::Inference {
-            frames: 1,
-            width,
-            height,
-            reason: format!("feature extractor: {reason}"),
+        let fail = |reason: String| {
+            inference_failure(1, width, height)(format!("feature extractor: {reason}"))
         };
         let split = self
             .split
@@ -363,12 +360,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let t = self.info.window;
         let s = self.info.scale as usize;
-        let fail = |reason: String| EngineError::Inference {
-            frames: t,
-            width,
-            height,
-            reason,
-        };
+        let fail = inference_failure(t, width, height);
         let split = self
             .split
             .as_mut()
@@ -437,12 +429,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let t = self.info.window;
         let s = self.info.scale as usize;
-        let fail = |reason: String| EngineError::Inference {
-            frames: t,
-            width,
-            height,
-            reason,
-        };
+        let fail = inference_failure(t, width, height);
         if frames.len() != t * 3 * width * height {
             return Err(fail(format!(
                 "expected {} input values, got {}",
@@ -457,6 +444,15 @@ impl Engine {
             .run(ort::inputs![self.input_name.as_str() => input])
             .map_err(|e| fail(ort_err(e)))?;
         copy_upscaled(&outputs[0], [height * s, width * s], out).map_err(fail)
+    }
+}
+
+fn inference_failure(frames: usize, width: usize, height: usize) -> impl Fn(String) -> EngineError {
+    move |reason| EngineError::Inference {
+        frames,
+        width,
+        height,
+        reason,
     }
 }
 
