@@ -118,6 +118,8 @@ fn inspect_lists_properties() {
         "device-id",
         "precision",
         "engine-cache-dir",
+        "feature-cache",
+        "feature-cache-active",
         "window",
         "active-provider",
     ] {
