@@ -143,8 +143,9 @@ def load_photos(max_short: int = PHOTO_MAX_SHORT, root: Path | None = None,
     missing = [p for p in paths if not (root / p).exists()]
     if missing:
         raise FileNotFoundError(
-            f"{len(missing)} training photos missing under {root} (first: {missing[0]}); install them with "
-            f"`bash scripts/setup.sh --train` (apt-get install {' '.join(PHOTO_PACKAGES)}) or set photo_share=0"
+            f"{len(missing)} photos missing under {root} (first: {missing[0]}); install them with "
+            f"`bash scripts/setup.sh --train` (apt-get install {' '.join(PHOTO_PACKAGES)}); training can also "
+            f"do without them: photo_share=0"
         )
     out = {}
     for rel in paths:
