@@ -36,14 +36,15 @@ burst() {
   local run=${parts[0]} dir="runs/burst-$label" out="$OUT/$label"
   sets=("${parts[@]:1}")
   if [ ! -f "options/$run.json" ]; then echo "[$label] error: no options/$run.json" >&2; return 2; fi
-  local stage_sets=(w_perceptual=0 batch=32)
-  if grep -q '"stage": 2' "options/$run.json"; then stage_sets=(batch=16); fi
+  # crops are cut on the GPU (device_sampler): the CPU sampler capped earlier bursts at ~11 steps/s
+  local stage_sets=(w_perceptual=0 batch=64 lr_patch=64 device_sampler=true)
+  if grep -q '"stage": 2' "options/$run.json"; then stage_sets=(batch=16 lr_patch=48 device_sampler=true); fi
   mkdir -p "$dir" "$out"
   if [ -f "checkpoints/$label.pt" ]; then cp "checkpoints/$label.pt" "$dir/last.pt"; fi
   local rc=0
   PYTHONUNBUFFERED=1 python3 -m mstgan.train --opt "options/$run.json" --device "$DEVICE" --out "$dir" \
     --max-minutes "$MINUTES" --anneal-in-time --threads 4 --set datapack='"../.gpu/pack.npz"' "${stage_sets[@]}" \
-    lr_patch=48 total_steps="$TOTAL" val_every=250 ckpt_every=250 name="\"$label\"" "${sets[@]}" \
+    total_steps="$TOTAL" val_every=250 ckpt_every=250 name="\"$label\"" "${sets[@]}" \
     >"$OUT/logs/$label.out" 2>&1 || rc=$?
   cp "$dir/last.pt" "$out/" || true
   cp "$dir/log.csv" "$OUT/logs/$label.csv" || true

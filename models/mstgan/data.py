@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .degradation import degrade_bi
+from .degradation import degrade_bi_frames
 
 # Held out for validation (checkpoint selection): never trained on.
 VAL_SEQUENCES = ("toflow_vimeo/basketball", "sintel_videoflow/seq", "cutie/judo")
@@ -69,15 +69,15 @@ class Sequence:
     synthetic: bool = False  # a still photo with simulated motion
 
 
-def _cached_lr(hr: np.ndarray, scale: int, key: str, cache_dir: Path | None) -> np.ndarray:
+def _cached_lr(hr: np.ndarray, scale: int, key: str, cache_dir: Path | None, device=None) -> np.ndarray:
     if cache_dir is None:
-        return np.stack([degrade_bi(f, scale) for f in hr])
+        return degrade_bi_frames(hr, scale, device)
     cache_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha1(f"{key}:{hr.shape}:{scale}".encode()).hexdigest()[:16]
     path = cache_dir / f"lr_x{scale}_{digest}.npy"
     if path.exists():
         return np.load(path)
-    lr = np.stack([degrade_bi(f, scale) for f in hr])
+    lr = degrade_bi_frames(hr, scale, device)
     # write then rename: runs started side by side share the cache and must never read half a file
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
     np.save(tmp, lr)
@@ -86,8 +86,9 @@ def _cached_lr(hr: np.ndarray, scale: int, key: str, cache_dir: Path | None) -> 
 
 
 def build_sequences(root: str | Path, names: list[str], scale: int, jitter: bool,
-                    cache_dir: str | Path | None = None, pack: dict | None = None) -> list[Sequence]:  # fmt: skip
-    """``pack`` (from :func:`mstgan.datapack.load`) replaces reading the folders under ``root``."""
+                    cache_dir: str | Path | None = None, pack: dict | None = None, device=None) -> list[Sequence]:  # fmt: skip
+    """``pack`` (from :func:`mstgan.datapack.load`) replaces reading the folders under ``root``;
+    ``device``: degrade there (see :func:`degrade_bi_frames`)."""
     cache = Path(cache_dir) if cache_dir else None
     out = []
     for name in names:
@@ -97,7 +98,7 @@ def build_sequences(root: str | Path, names: list[str], scale: int, jitter: bool
             hr = _rescale(frames, fac)
             h, w = hr.shape[1] // scale * scale, hr.shape[2] // scale * scale
             hr = np.ascontiguousarray(hr[:, :h, :w])
-            lr = _cached_lr(hr, scale, f"{'pack:' if pack is not None else ''}{name}@{fac}", cache)
+            lr = _cached_lr(hr, scale, f"{'pack:' if pack is not None else ''}{name}@{fac}", cache, device)
             out.append(Sequence(f"{name}@{fac}", hr, lr))
     return out
 
@@ -215,7 +216,7 @@ def simulate_motion(photo: np.ndarray, n_frames: int, size: int, rng: np.random.
 
 
 def photo_sequences(photos: dict[str, np.ndarray], scale: int, clips_per_photo: int = 12, n_frames: int = 9,
-                    size: int = 288, seed: int = 0) -> list[Sequence]:  # fmt: skip
+                    size: int = 288, seed: int = 0, device=None) -> list[Sequence]:  # fmt: skip
     """Synthetic clips from still photos, deterministic in ``seed``; LR by the BI degradation."""
     size = size // scale * scale
     out = []
@@ -223,7 +224,7 @@ def photo_sequences(photos: dict[str, np.ndarray], scale: int, clips_per_photo: 
         for k in range(clips_per_photo):
             rng = np.random.default_rng([seed, i, k])
             hr = simulate_motion(photos[name], n_frames, size, rng)
-            lr = np.stack([degrade_bi(f, scale) for f in hr])
+            lr = degrade_bi_frames(hr, scale, device)
             out.append(Sequence(f"{name}#{k}", hr, lr, synthetic=True))
     return out
 
@@ -283,6 +284,48 @@ class ClipSampler:
             lrs.append(_to_tensor(lr))
             hrs.append(_to_tensor(hr))
         return torch.stack(lrs), torch.stack(hrs)
+
+
+class DeviceClipSampler:
+    """:class:`ClipSampler`'s clips cut on the training device from frames kept there (uint8).
+
+    On a GPU the CPU sampler is the bottleneck (~90 ms for 64 clips of 7 x 64x64 on one core,
+    copying and converting every crop): here the CPU only draws positions with the same RNG
+    (saved with checkpoints as before) and the crops, flips and conversion run on the device.
+    Flips, transposes and temporal reversal are drawn per clip as on the CPU, in another order,
+    so the two samplers give different (equally distributed) batches for one seed.
+    """
+
+    def __init__(self, base: ClipSampler, device: torch.device | str):
+        self.base = base
+        self.device = torch.device(device)
+        self.lr = [torch.from_numpy(s.lr).to(self.device) for s in base.seqs]
+        self.hr = [torch.from_numpy(s.hr).to(self.device) for s in base.seqs]
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return self.base.rng
+
+    def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        b, rng = self.base, self.base.rng
+        p, s, n_lr, n_out = b.lr_patch, b.scale, b.n_lr, b.n_out
+        off = (n_lr - n_out) // 2
+        lrs, hrs = [], []
+        for k in rng.choice(len(b.seqs), size=batch, p=b.weights):
+            lr, hr = self.lr[k], self.hr[k]
+            t0 = rng.integers(0, lr.shape[0] - n_lr + 1)
+            y = rng.integers(0, lr.shape[1] - p + 1)
+            x = rng.integers(0, lr.shape[2] - p + 1)
+            lrs.append(lr[t0 : t0 + n_lr, y : y + p, x : x + p])
+            hrs.append(hr[t0 + off : t0 + off + n_out, y * s : (y + p) * s, x * s : (x + p) * s])
+        lr, hr = torch.stack(lrs), torch.stack(hrs)  # [B, K, h, w, 3] uint8
+        # temporal reversal (the supervised centre frames are symmetric: they reverse with the clip),
+        # horizontal / vertical flips, transposes (crops are square)
+        masks = torch.from_numpy(rng.random((4, batch)) < 0.5).to(self.device).view(4, batch, 1, 1, 1, 1)
+        for m, flip in zip(masks, (lambda a: a.flip(1), lambda a: a.flip(3), lambda a: a.flip(2),
+                                   lambda a: a.transpose(2, 3))):  # fmt: skip
+            lr, hr = torch.where(m, flip(lr), lr), torch.where(m, flip(hr), hr)
+        return (lr.permute(0, 1, 4, 2, 3).float().div_(255.0), hr.permute(0, 1, 4, 2, 3).float().div_(255.0))
 
 
 def validation_windows(sequences: list[Sequence], n_frames: int, scale: int, hr_crop: int = 192,

@@ -41,7 +41,7 @@ DEFAULTS = {
     "val_every": 500, "log_every": 50, "ckpt_every": 500, "select_by": "psnr",
     "init_from": None, "val_hr_crop": 192, "val_per_seq": 3,
     "divergence_db": 3.0, "divergence_patience": 3, "datapack": None,
-    "photo_share": 0.0, "photo_clips": 12,
+    "photo_share": 0.0, "photo_clips": 12, "device_sampler": False,
 }  # fmt: skip
 
 
@@ -63,6 +63,26 @@ def load_options(path: str | None, overrides: dict | None = None) -> dict:
 
 def build_generator(opt: dict) -> MSTGenerator:
     return MSTGenerator(scale=opt["scale"], **opt["arch"])
+
+
+def lift_window(own: dict, src: dict) -> dict:
+    """A longer window from a shorter one's weights, computing the same function at first: the
+    temporal fusion's per-frame input weights go to the middle frames, the outer new frames get
+    zero weights (the flow and extractor are shared by all frames and carry over unchanged)."""
+    out = {}
+    for k, v in src.items():
+        w = own.get(k)
+        if not (k.startswith("fusion.fuse.") and k.endswith(".weight") and w is not None and w.dim() == 4):
+            continue
+        if w.shape[0] != v.shape[0] or w.shape[2:] != v.shape[2:] or w.shape[1] <= v.shape[1]:
+            continue
+        pad = w.shape[1] - v.shape[1]
+        if pad % 2:
+            continue
+        lifted = torch.zeros_like(w)
+        lifted[:, pad // 2 : pad // 2 + v.shape[1]] = v
+        out[k] = lifted
+    return out
 
 
 def lr_at(step: int, opt: dict, base: float, progress: float | None = None) -> float:
@@ -96,14 +116,21 @@ class Trainer:
         cache = cache_dir or (Path(__file__).resolve().parents[1] / ".cache" / "frames")
         self.stage2 = opt["stage"] == 2
         n_out = opt["n_out"] if self.stage2 else 1
-        train_seqs = D.build_sequences(root, train_names, s, jitter=True, cache_dir=cache, pack=pack)
+        # on a GPU the LR frames are degraded there (a minute of CPU otherwise, per run)
+        deg = self.device if self.device.type == "cuda" else None
+        train_seqs = D.build_sequences(root, train_names, s, jitter=True, cache_dir=cache, pack=pack, device=deg)
         if opt["photo_share"] > 0:
             photos = {n: f[0] for n, f in pack.items() if n.startswith("photos/")} if pack is not None else D.load_photos()
             if not photos:
                 raise FileNotFoundError(f"photo_share={opt['photo_share']} but the data pack has no photos; "
                                         "rebuild it with `make gpu-pack`")  # fmt: skip
-            train_seqs += D.photo_sequences(photos, s, opt["photo_clips"], max(9, t + n_out - 1), seed=seed)
+            train_seqs += D.photo_sequences(photos, s, opt["photo_clips"], max(9, t + n_out - 1), seed=seed, device=deg)
         self.sampler = D.ClipSampler(train_seqs, s, t + n_out - 1, n_out, opt["lr_patch"], seed, opt["photo_share"])
+        if opt["device_sampler"]:
+            self.sampler = D.DeviceClipSampler(self.sampler, self.device)
+        # a GPU step must not wait for the CPU to read its losses: check and read them every
+        # log_every steps there (a non-finite loss is still caught, a few steps late)
+        self.sync_every = 1 if self.device.type == "cpu" else opt["log_every"]
         self.val = D.validation_windows(D.build_sequences(root, val_names, s, jitter=False, cache_dir=cache, pack=pack),
                                         t, s, opt["val_hr_crop"], opt["val_per_seq"])  # fmt: skip
         # identifies the validation crops: a best score measured on other crops (CPU frames vs the
@@ -175,6 +202,7 @@ class Trainer:
         st = torch.load(path, map_location=self.device, weights_only=False)
         own = self.G.state_dict()
         take = {k: v for k, v in st["ema"].items() if k in own and own[k].shape == v.shape}
+        take.update(lift_window(own, st["ema"]))
         own.update(take)
         self.G.load_state_dict(own)
         self.ema.load_state_dict(own)
@@ -229,7 +257,7 @@ class Trainer:
             fake_logits = self.D(sr + noise * torch.randn_like(sr))
             losses["adversarial"] = self.gan.generator(fake_logits)
         total = sum(losses.values())
-        if not torch.isfinite(total):
+        if self.step % self.sync_every == 0 and not torch.isfinite(total):
             raise TrainingDiverged(f"step {self.step}: non-finite generator loss {total.item()}")
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
@@ -243,16 +271,17 @@ class Trainer:
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
-            logs["d_loss"] = d_loss.item()
+            logs["d_loss"] = d_loss.detach()
         with torch.no_grad():
             # EMA with warm-up: a short (CPU) run must not validate weights from thousands of steps ago
             d = min(self.opt["ema_decay"], (1 + self.step) / (10 + self.step))
-            for pe, pg in zip(self.ema.parameters(), self.G.parameters()):
-                pe.mul_(d).add_(pg.detach(), alpha=1 - d)
+            ema_p, g_p = list(self.ema.parameters()), [p.detach() for p in self.G.parameters()]
+            torch._foreach_mul_(ema_p, d)
+            torch._foreach_add_(ema_p, g_p, alpha=1 - d)
             for be, bg in zip(self.ema.buffers(), self.G.buffers()):
                 be.copy_(bg)
-        logs.update({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in losses.items()})
-        logs["total"] = float(total.detach())
+        logs.update({k: v.detach() if torch.is_tensor(v) else float(v) for k, v in losses.items()})
+        logs["total"] = total.detach()
         self.step += 1
         return logs
 
@@ -312,7 +341,9 @@ class Trainer:
             out_of_time = max_minutes is not None and (time.time() - start) > max_minutes * 60
             row = None
             if self.step % opt["log_every"] == 0:
-                row = {k: float(np.mean(v)) for k, v in acc.items()}
+                row = {k: float(torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in v]).mean()) for k, v in acc.items()}
+                if not math.isfinite(row["total"]):
+                    raise TrainingDiverged(f"step {self.step}: non-finite generator loss in the last {len(acc['total'])} steps")
                 acc = {}
             if self.step % opt["val_every"] == 0 or self.step == end_step or out_of_time:
                 val = self.validate()
@@ -361,7 +392,9 @@ def main(argv=None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     out = Path(args.out or Path(__file__).resolve().parents[1] / "runs" / opt["name"])
+    t0 = time.time()
     trainer = Trainer(opt, out, args.device)
+    print(f"data and model ready in {time.time() - t0:.0f}s", flush=True)
     resume = out / "last.pt" if args.resume == "auto" else (None if args.resume == "none" else Path(args.resume))
     if resume and resume.exists():
         trainer.load(resume)

@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from mstgan.degradation import degrade_bi, degrade_bi_torch
+from mstgan.degradation import degrade_bi, degrade_bi_frames, degrade_bi_torch
 
 
 def test_bi_degradation_is_bit_exact_with_vid4_bix4(shared_data):
@@ -26,3 +26,12 @@ def test_torch_degradation_matches_numpy():
     t = torch.from_numpy(hr.astype(np.float64) / 255).permute(2, 0, 1)
     got = (degrade_bi_torch(t, 3).permute(1, 2, 0).numpy() * 255).round().clip(0, 255)
     assert np.abs(got - ref).max() <= 1
+
+
+def test_batched_degradation_on_a_device_matches(shared_data):
+    # the GPU path (here on the CPU device): same float64 matrices, same rounding, on real frames
+    files = sorted((shared_data / "vid4" / "GT" / "city").glob("*.png"))[:4]
+    gt = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+    want = degrade_bi_frames(gt, 4)
+    assert np.array_equal(want, np.stack([degrade_bi(f, 4) for f in gt]))
+    assert np.array_equal(degrade_bi_frames(gt, 4, "cpu"), want)

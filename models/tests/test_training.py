@@ -1,6 +1,10 @@
+import numpy as np
+import pytest
 import torch
 
-from mstgan.train import Trainer, load_options
+from mstgan import data as D
+from mstgan.archs import MSTGenerator
+from mstgan.train import Trainer, lift_window, load_options
 
 SEQS = ["sintel_raft/market", "toflow_vimeo/basketball"]
 TINY = {"n_frames": 3, "feat_ch": 8, "ch": 16, "n_blocks": 2, "flow_ch": 8, "refine_blocks": 1}
@@ -44,15 +48,16 @@ def test_stage2_steps_run_and_reduce_the_generator_loss(tmp_path, shared_data):
     assert logs["pixel"] < first, (first, logs["pixel"])
 
 
-def test_resume_continues_the_same_run(tmp_path, shared_data):
-    straight = make(tmp_path / "a", shared_data, stage=1)
+@pytest.mark.parametrize("device_sampler", [False, True])
+def test_resume_continues_the_same_run(tmp_path, shared_data, device_sampler):
+    straight = make(tmp_path / "a", shared_data, stage=1, device_sampler=device_sampler)
     for _ in range(4):
         straight.train_step()
-    first = make(tmp_path / "b", shared_data, stage=1)
+    first = make(tmp_path / "b", shared_data, stage=1, device_sampler=device_sampler)
     for _ in range(2):
         first.train_step()
     ckpt = first.save()
-    resumed = make(tmp_path / "c", shared_data, stage=1)
+    resumed = make(tmp_path / "c", shared_data, stage=1, device_sampler=device_sampler)
     resumed.load(ckpt)
     for _ in range(2):
         resumed.train_step()
@@ -98,3 +103,34 @@ def test_time_annealed_schedule_ends_at_lr_min(tmp_path, shared_data):
     tr.fit(max_minutes=0.04, anneal_in_time=True)
     assert tr.step > 1 and tr.progress() == 1.0
     assert tr._set_lr() == 1e-5
+
+
+def test_device_sampler_cuts_matching_clips():
+    # HR = LR upsampled by pixel repetition, each frame offset by its index: every flip, transpose
+    # and temporal reversal commutes with that, so HR[::s, ::s] must equal the clip's centre LR frame
+    s, n_lr = 4, 5
+    rng = np.random.default_rng(0)
+    lr = rng.integers(0, 200, size=(9, 20, 24, 3)).astype(np.uint8) + np.arange(9, dtype=np.uint8)[:, None, None, None] * 6
+    hr = lr.repeat(s, 1).repeat(s, 2)
+    base = D.ClipSampler([D.Sequence("a", hr, lr)], s, n_lr, 1, 8, seed=1)
+    sampler = D.DeviceClipSampler(base, "cpu")
+    x, y = sampler.sample(32)
+    assert x.shape == (32, n_lr, 3, 8, 8) and y.shape == (32, 1, 3, 32, 32) and x.dtype == torch.float32
+    assert torch.equal(y[:, 0, :, ::s, ::s], x[:, n_lr // 2])
+    # the augmentations happen: some clips run backwards, some are flipped
+    first_last = (x[:, 0] - x[:, -1]).mean((1, 2, 3))
+    assert (first_last > 0).any() and (first_last < 0).any()
+
+
+def test_longer_window_lifted_from_a_shorter_one_computes_the_same():
+    arch = {**TINY, "n_frames": 3}
+    short = MSTGenerator(4, **arch).eval()
+    long = MSTGenerator(4, **{**arch, "n_frames": 5}).eval()
+    own = long.state_dict()
+    take = {k: v for k, v in short.state_dict().items() if own[k].shape == v.shape}
+    take.update(lift_window(own, short.state_dict()))
+    assert set(take) == set(own)
+    long.load_state_dict(take)
+    x = torch.rand(1, 5, 3, 16, 20)
+    with torch.no_grad():
+        assert torch.allclose(short(x[:, 1:4]), long(x), atol=1e-5)
