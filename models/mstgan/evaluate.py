@@ -4,6 +4,9 @@ PSNR / SSIM on the Y channel of MATLAB rgb2ycbcr, all frames, crop_border 0, mea
 over the 4 clips; LPIPS-alex and tOF (TecoGAN definitions) with ``--perceptual``.
 
     python -m mstgan.evaluate --scale 4 --method bicubic --method onnx:mstgan-x4-fidelity.onnx
+
+``ckpt:<checkpoint>`` evaluates a training checkpoint's EMA generator in PyTorch (CPU), e.g. a
+model trained but not (yet) exported.
 """
 
 from __future__ import annotations
@@ -66,7 +69,16 @@ def tof(out: np.ndarray, gt: np.ndarray) -> float:
 
 
 def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, threads: int = 2) -> dict:
-    sess, window = None, 1
+    sess, window, gen = None, 1, None
+    if method.startswith("ckpt:"):
+        import torch
+
+        from .select import load_generator
+
+        torch.set_num_threads(threads)
+        gen, _ = load_generator(method[5:])
+        if gen.scale != scale:
+            raise ValueError(f"{method[5:]} is a x{gen.scale} model, evaluation asked for x{scale}")
     if method.startswith("onnx:"):
         import onnxruntime as ort
 
@@ -90,7 +102,12 @@ def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, thre
     for clip in CLIPS:
         lr, gt = load_clip(vid4, clip, scale)
         t0 = time.time()
-        out = upscale_bicubic(lr, scale) if sess is None else upscale_onnx(sess, lr, window)
+        if gen is not None:
+            from .interpolate import upscale
+
+            out = upscale(gen, lr)
+        else:
+            out = upscale_bicubic(lr, scale) if sess is None else upscale_onnx(sess, lr, window)
         t_total += time.time() - t0
         n_total += len(lr)
         if out.shape != gt.shape:
@@ -114,7 +131,7 @@ def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, thre
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=int, default=4)
-    ap.add_argument("--method", action="append", required=True, help="bicubic | onnx:<path> (repeatable)")
+    ap.add_argument("--method", action="append", required=True, help="bicubic | onnx:<path> | ckpt:<path> (repeatable)")
     ap.add_argument("--vid4", default=str(default_vid4()))
     ap.add_argument("--perceptual", action="store_true", help="also LPIPS-alex and tOF")
     ap.add_argument("--threads", type=int, default=2)

@@ -25,6 +25,7 @@ from . import data as D
 from .archs import MSTGenerator
 from .lpips import LPIPS
 from .metrics import farneback_flows, psnr_y, tof_from_flows
+from .train import lift_window
 
 
 def blend(fid: dict, perc: dict, alpha: float) -> dict:
@@ -32,6 +33,20 @@ def blend(fid: dict, perc: dict, alpha: float) -> dict:
     if fid.keys() != perc.keys() or any(fid[k].shape != perc[k].shape for k in fid):
         raise ValueError("the two checkpoints are different architectures: nothing to interpolate")
     return {k: (alpha * perc[k].float() + (1 - alpha) * fid[k].float()).to(fid[k].dtype) for k in fid}
+
+
+def match_window(fid: dict, perc: dict) -> dict:
+    """The perceptual checkpoint, lifted to the fidelity model's window when that one is longer
+    (a fidelity model lifted from the same stage-1 weights, then trained): the outer frames get
+    zero weights, as :func:`mstgan.train.lift_window` started the fidelity model, and the blend
+    happens in that space. Otherwise unchanged."""
+    fa, pa = fid["options"]["arch"], perc["options"]["arch"]
+    if not (fa["n_frames"] > pa["n_frames"] and {**pa, "n_frames": fa["n_frames"]} == fa):
+        return perc
+    opt = {**perc["options"], "arch": fa}
+    own = MSTGenerator(scale=opt["scale"], **fa).state_dict()
+    print(f"perceptual weights lifted from T={pa['n_frames']} to T={fa['n_frames']}", flush=True)
+    return {**perc, "options": opt, "ema": {**perc["ema"], **lift_window(own, perc["ema"])}}
 
 
 @torch.no_grad()
@@ -88,6 +103,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     fid = torch.load(args.fidelity, map_location="cpu", weights_only=False)
     perc = torch.load(args.perceptual, map_location="cpu", weights_only=False)
+    perc = match_window(fid, perc)
     opt = perc["options"]
     if fid["options"]["scale"] != opt["scale"] or fid["options"]["arch"] != opt["arch"]:
         print("error: the checkpoints differ in scale or architecture", flush=True)

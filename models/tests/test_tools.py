@@ -69,6 +69,25 @@ def test_network_interpolation_blends_and_picks_by_tof():
     assert choose(table, 0.05)["alpha"] != 0.8, "every group must hold the margin, not just one"
 
 
+def test_interpolation_lifts_a_shorter_perceptual_window_to_the_fidelity_one():
+    import torch
+
+    from mstgan.archs import MSTGenerator
+    from mstgan.interpolate import blend, match_window
+
+    arch = {"n_frames": 3, "feat_ch": 8, "ch": 16, "n_blocks": 2, "flow_ch": 8, "refine_blocks": 1}
+    short, long = MSTGenerator(4, **arch).eval(), MSTGenerator(4, **{**arch, "n_frames": 5}).eval()
+    perc = {"options": {"scale": 4, "arch": arch}, "ema": short.state_dict()}
+    fid = {"options": {"scale": 4, "arch": {**arch, "n_frames": 5}}, "ema": long.state_dict()}
+    lifted = match_window(fid, perc)
+    assert lifted["options"]["arch"] == fid["options"]["arch"]
+    long.load_state_dict(blend(fid["ema"], lifted["ema"], 1.0))  # alpha 1: the perceptual model alone
+    x = torch.rand(1, 5, 3, 12, 16)
+    with torch.no_grad():
+        assert torch.allclose(long(x), short(x[:, 1:4]), atol=1e-5)
+    assert match_window(perc, fid) is fid, "a longer perceptual window is left for blend() to refuse"
+
+
 def test_profile_sums_kernel_time_per_operator():
     from pathlib import Path
 
