@@ -4,8 +4,8 @@
 # Here, once per session:   make gpu-pack      (writes .gpu/pack.npz and .gpu/lpips/*.npz)
 # Then with the device tool: run(command="bash models/gpu/burst.sh 7.5 x4_t7_stage2 x4_t7_stage1",
 #                                carry=[".gpu"], timeout_s=600)
-# (pack + LPIPS weights + the starting checkpoints must stay under the tool's 64 MiB: move the
-# ONNX files and the checkpoints the runs do not start from out of the tree for the call)
+# (pack + LPIPS weights + the starting checkpoints must stay under the tool's 64 MiB: run
+# `bash models/gpu/stage.sh aside <the same run specs>` before the call, `... back` after it)
 # A run is <options> or <label>=<options>[,key=value...] (overrides in JSON, e.g.
 # "x4_gan=x4_stage2,w_perceptual=1.0,photo_share=0.3"). A run whose label has a committed
 # models/checkpoints/<label>.pt resumes it; otherwise it starts as its options say (stage 2:
