@@ -93,4 +93,3 @@ def degrade_bi_frames(frames: np.ndarray, s: int, device: torch.device | str | N
         y = torch.einsum("ih,bhwc,jw->bijc", mh, x, mw)
         out.append(y.round().clamp_(0, 255).to(torch.uint8).cpu().numpy())
     return np.concatenate(out)
-

@@ -73,7 +73,8 @@ def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, thre
     if method.startswith("ckpt:"):
         import torch
 
-        from .select import load_generator
+        from .export import load_generator
+        from .interpolate import upscale
 
         torch.set_num_threads(threads)
         gen, _ = load_generator(method[5:])
@@ -103,8 +104,6 @@ def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, thre
         lr, gt = load_clip(vid4, clip, scale)
         t0 = time.time()
         if gen is not None:
-            from .interpolate import upscale
-
             out = upscale(gen, lr)
         else:
             out = upscale_bicubic(lr, scale) if sess is None else upscale_onnx(sess, lr, window)

@@ -18,17 +18,9 @@ import json
 import numpy as np
 import torch
 
-from .archs import MSTGenerator
+from .export import load_generator
 from .interpolate import val_metrics, validation_groups
 from .lpips import LPIPS
-
-
-def load_generator(path: str) -> tuple[MSTGenerator, dict]:
-    st = torch.load(path, map_location="cpu", weights_only=False)
-    opt = st["options"]
-    g = MSTGenerator(scale=opt["scale"], **opt["arch"]).eval()
-    g.load_state_dict(st["ema"])
-    return g, st
 
 
 def main(argv=None) -> int:

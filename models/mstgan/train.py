@@ -341,7 +341,8 @@ class Trainer:
             out_of_time = max_minutes is not None and (time.time() - start) > max_minutes * 60
             row = None
             if self.step % opt["log_every"] == 0:
-                row = {k: float(torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in v]).mean()) for k, v in acc.items()}
+                # float() waits for the GPU once here, not once per step
+                row = {k: float(np.mean([float(x) for x in v])) for k, v in acc.items()}
                 if not math.isfinite(row["total"]):
                     raise TrainingDiverged(f"step {self.step}: non-finite generator loss in the last {len(acc['total'])} steps")
                 acc = {}
