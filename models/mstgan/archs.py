@@ -170,13 +170,31 @@ class PyramidFlow(nn.Module):
         return flows
 
 
+class CoarseContext(nn.Module):
+    """Wide residual blocks on the fused 1/4-resolution features: capacity and a large receptive
+    field at 1/16 of the per-pixel cost of the same blocks at LR resolution. The output conv starts
+    at zero, so a trained model grown with this branch computes the same function at first."""
+
+    def __init__(self, ch: int, ctx_ch: int, n_blocks: int):
+        super().__init__()
+        self.inp = nn.Sequential(nn.Conv2d(ch, ctx_ch, 3, 1, 1), _lrelu())
+        self.body = nn.Sequential(*[ResBlock(ctx_ch) for _ in range(n_blocks)])
+        self.out = nn.Conv2d(ctx_ch, ch, 3, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.out(self.body(self.inp(x)))
+
+
 class TemporalFusion(nn.Module):
     """Fuses the T aligned feature maps per level, then merges coarse levels into the fine one."""
 
-    def __init__(self, ch_in: int, ch_out: int, n_frames: int):
+    def __init__(self, ch_in: int, ch_out: int, n_frames: int, context_blocks: int = 0, context_ch: int = 64):
         super().__init__()
         self.fuse = nn.ModuleList([nn.Conv2d(ch_in * n_frames, ch_out, 1) for _ in range(3)])
         self.merge2 = nn.Sequential(nn.Conv2d(ch_out, ch_out, 3, 1, 1), _lrelu())
+        self.context = CoarseContext(ch_out, context_ch, context_blocks) if context_blocks else None
         self.merge1 = nn.Sequential(nn.Conv2d(2 * ch_out, ch_out, 3, 1, 1), _lrelu())
         self.merge0 = nn.Sequential(nn.Conv2d(2 * ch_out, ch_out, 3, 1, 1), _lrelu())
         self.act = _lrelu()
@@ -184,6 +202,8 @@ class TemporalFusion(nn.Module):
     def forward(self, aligned: list[torch.Tensor]) -> torch.Tensor:
         g0, g1, g2 = (self.act(f(a)) for f, a in zip(self.fuse, aligned))
         g2 = self.merge2(g2)
+        if self.context is not None:
+            g2 = self.context(g2)
         g1 = self.merge1(torch.cat((g1, _resize_like(g2, g1)), 1))
         return self.merge0(torch.cat((g0, _resize_like(g1, g0)), 1))
 
@@ -222,17 +242,20 @@ class MSTGenerator(nn.Module):
         flow_ch: channels of each flow pyramid level.
         refine_blocks: residual blocks of the detail-refinement module.
         skip_mode: interpolation of the centre-frame skip ("bicubic" or "bilinear").
+        context_blocks: wide residual blocks at 1/4 resolution after fusion (0 = none).
+        context_ch: their channels.
     Input ``[N, T, 3, H, W]`` RGB in [0, 1]; output ``[N, 3, s*H, s*W]``.
     """
 
     def __init__(self, scale: int = 4, n_frames: int = 5, feat_ch: int = 32, ch: int = 48,
-                 n_blocks: int = 10, flow_ch: int = 24, refine_blocks: int = 2, skip_mode: str = "bicubic"):  # fmt: skip
+                 n_blocks: int = 10, flow_ch: int = 24, refine_blocks: int = 2, skip_mode: str = "bicubic",
+                 context_blocks: int = 0, context_ch: int = 64):  # fmt: skip
         super().__init__()
         assert n_frames % 2 == 1, "window must be odd so the centre frame is defined"
         self.scale, self.n_frames, self.skip_mode = scale, n_frames, skip_mode
         self.extractor = FeatureExtractor(feat_ch)
         self.flow = PyramidFlow(flow_ch)
-        self.fusion = TemporalFusion(feat_ch, ch, n_frames)
+        self.fusion = TemporalFusion(feat_ch, ch, n_frames, context_blocks, context_ch)
         n_full = (n_blocks + 1) // 2
         self.recon = nn.Sequential(
             *[ResBlock(ch) for _ in range(n_full)],

@@ -35,20 +35,37 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-if __name__ == "__main__":
-    # the model card's size table: python -m mstgan.flops
-    from .archs import MSTGenerator
+def table_row(g: nn.Module, label: str) -> str:
+    """One row of the model card's size table (180x144 and 960x540 inputs)."""
+    t = g.n_frames
+    small = 2 * count_macs(g, torch.rand(1, t, 3, 144, 180))
+    big = 2 * count_macs(g, torch.rand(1, t, 3, 540, 960))
+    # cached: the extractor runs once per frame instead of once per frame per window (T times)
+    ext = 2 * count_macs(g.extractor, torch.rand(1, 3, 144, 180))
+    cached = small - (t - 1) * ext
+    px = 144 * 180
+    return (f"| {label} | {n_params(g):,} | {small / 1e9:.1f} | {big / 1e9:.1f} | {small / px / 1e6:.2f} | "
+            f"{cached / 1e9:.1f} GFLOP, {cached / px / 1e6:.2f} MFLOP/px |")  # fmt: skip
 
-    print("| scale | parameters | GFLOP per frame at 180x144 | at 960x540 | MFLOP per LR pixel | with the feature cache |")
+
+if __name__ == "__main__":
+    # the model card's size table: python -m mstgan.flops [--opt options/<run>.json ...]
+    import argparse
+
+    from .archs import MSTGenerator
+    from .train import build_generator, load_options
+
+    ap = argparse.ArgumentParser(description="size table of the default models, or of the given options' models")
+    ap.add_argument("--opt", nargs="*", default=[], help="training options JSON whose generator to count")
+    args = ap.parse_args()
+    print("| model | parameters | GFLOP per frame at 180x144 | at 960x540 | MFLOP per LR pixel | with the feature cache |")
     print("|---|---|---|---|---|---|")
-    for s in (2, 3, 4):
-        g = MSTGenerator(s).eval()
-        small = 2 * count_macs(g, torch.rand(1, 5, 3, 144, 180))
-        big = 2 * count_macs(g, torch.rand(1, 5, 3, 540, 960))
-        # cached: the extractor runs once per frame instead of once per frame per window (T times)
-        ext = 2 * count_macs(g.extractor, torch.rand(1, 3, 144, 180))
-        cached = small - (g.n_frames - 1) * ext
-        px = 144 * 180
-        print(f"| x{s} | {n_params(g):,} | {small / 1e9:.1f} | {big / 1e9:.1f} | {small / px / 1e6:.2f} | "
-              f"{cached / 1e9:.1f} GFLOP, {cached / px / 1e6:.2f} MFLOP/px |")  # fmt: skip
-    print(f"per-frame feature extractor at 180x144: {ext / 1e9:.2f} GFLOP")
+    if args.opt:
+        for path in args.opt:
+            opt = load_options(path)
+            print(table_row(build_generator(opt).eval(), f"{opt['name']} (x{opt['scale']}, T={opt['arch']['n_frames']})"))
+    else:
+        for s in (2, 3, 4):
+            print(table_row(MSTGenerator(s).eval(), f"x{s}"))
+    g = MSTGenerator(4).eval()
+    print(f"per-frame feature extractor at 180x144: {2 * count_macs(g.extractor, torch.rand(1, 3, 144, 180)) / 1e9:.2f} GFLOP")

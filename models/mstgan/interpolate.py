@@ -10,6 +10,14 @@ and "photos" (held-out photographs under simulated camera and object motion, den
 
     python -m mstgan.interpolate --fidelity checkpoints/x4_stage1.pt \\
         --perceptual checkpoints/x4_stage2.pt --out runs/x4_perceptual.pt
+
+With ``--base`` (the stage-1 weights the stage-2 run started from), the fidelity model may be a
+later descendant of that base than the stage-2 model is: the blend then adds alpha times the
+stage-2 run's change to the fidelity weights (task arithmetic),
+
+    theta(alpha) = theta_fidelity + alpha * (theta_perceptual - theta_base)
+
+so a fidelity model trained on after stage 2 keeps what it learned instead of being pulled back.
 """
 
 from __future__ import annotations
@@ -33,6 +41,17 @@ def blend(fid: dict, perc: dict, alpha: float) -> dict:
     if fid.keys() != perc.keys() or any(fid[k].shape != perc[k].shape for k in fid):
         raise ValueError("the two checkpoints are different architectures: nothing to interpolate")
     return {k: (alpha * perc[k].float() + (1 - alpha) * fid[k].float()).to(fid[k].dtype) for k in fid}
+
+
+def transplant(fid: dict, perc: dict, base: dict) -> dict:
+    """Weights whose plain blend with ``fid`` is the task-arithmetic blend: fid + (perc - base).
+    ``fid`` may have modules the other two lack (a model grown after stage 2 branched off): they
+    get no stage-2 change."""
+    if perc.keys() != base.keys() or not set(perc) <= set(fid) or any(
+        not (fid[k].shape == perc[k].shape == base[k].shape) for k in perc
+    ):
+        raise ValueError("the perceptual and base weights do not fit the fidelity model: nothing to transplant")
+    return {k: (v.float() + perc[k].float() - base[k].float()).to(v.dtype) if k in perc else v for k, v in fid.items()}
 
 
 def match_window(fid: dict, perc: dict) -> dict:
@@ -95,6 +114,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fidelity", required=True, help="stage-1 checkpoint")
     ap.add_argument("--perceptual", required=True, help="stage-2 checkpoint (same lineage)")
+    ap.add_argument("--base", help="stage-1 checkpoint the stage-2 run started from (task arithmetic)")
     ap.add_argument("--out", required=True, help="checkpoint to write (EMA weights = the blend)")
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
     ap.add_argument("--tof-margin", type=float, default=0.05, help="allowed relative tOF increase")
@@ -104,6 +124,18 @@ def main(argv=None) -> int:
     fid = torch.load(args.fidelity, map_location="cpu", weights_only=False)
     perc = torch.load(args.perceptual, map_location="cpu", weights_only=False)
     perc = match_window(fid, perc)
+    if args.base:
+        base = match_window(fid, torch.load(args.base, map_location="cpu", weights_only=False))
+        if base["options"]["arch"] != perc["options"]["arch"]:
+            print("error: --base differs in architecture from the perceptual checkpoint", flush=True)
+            return 2
+        try:
+            ema = transplant(fid["ema"], perc["ema"], base["ema"])
+        except ValueError as e:
+            print(f"error: {e}", flush=True)
+            return 2
+        perc = {**perc, "options": {**perc["options"], "arch": fid["options"]["arch"]}, "ema": ema}
+        print(f"task arithmetic: fidelity + alpha * (perceptual - base at step {base['step']})", flush=True)
     opt = perc["options"]
     if fid["options"]["scale"] != opt["scale"] or fid["options"]["arch"] != opt["arch"]:
         print("error: the checkpoints differ in scale or architecture", flush=True)
@@ -126,7 +158,7 @@ def main(argv=None) -> int:
         "options": opt, "step": perc["step"], "best": perc.get("best"),
         "ema": blend(fid["ema"], perc["ema"], pick["alpha"]),
         "interpolation": {"alpha": pick["alpha"], "fidelity": args.fidelity, "fidelity_step": fid["step"],
-                          "perceptual": args.perceptual, "tof_margin": args.tof_margin, "validation": table},
+                          "perceptual": args.perceptual, "base": args.base, "tof_margin": args.tof_margin, "validation": table},
     }  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     torch.save(out, args.out)

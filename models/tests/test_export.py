@@ -27,6 +27,20 @@ def test_export_dynamic_sizes_and_scales(tmp_path):
             assert out.shape == (2, 3, h * scale, w * scale)
 
 
+def test_grown_model_with_the_coarse_context_exports_whole_and_split(tmp_path):
+    from mstgan.export import export_split, split_parity
+
+    torch.manual_seed(0)
+    g = MSTGenerator(4, 7, feat_ch=8, ch=16, n_blocks=2, flow_ch=8, context_blocks=2, context_ch=24)
+    torch.nn.init.normal_(g.fusion.context.out.weight, std=0.05)  # trained, not the zero start
+    path = export_onnx(g, tmp_path / "g.onnx")
+    assert read_metadata(path)["window"] == "7"
+    for hw in ((29, 37), (16, 21)):  # odd sizes: the 1/4 level rounds up
+        assert parity(g, path, hw=hw) < 1e-4
+    export_split(g, path, read_metadata(path))
+    assert split_parity(path, hw=(29, 37)) < 1e-5
+
+
 def test_int8_export_stays_within_tolerance(tmp_path, shared_data):
     torch.manual_seed(0)
     g = MSTGenerator(4)

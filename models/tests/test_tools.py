@@ -88,6 +88,22 @@ def test_interpolation_lifts_a_shorter_perceptual_window_to_the_fidelity_one():
     assert match_window(perc, fid) is fid, "a longer perceptual window is left for blend() to refuse"
 
 
+def test_task_arithmetic_adds_the_stage2_change_and_leaves_grown_modules_alone():
+    import pytest
+    import torch
+
+    from mstgan.interpolate import blend, transplant
+
+    base = {"w": torch.zeros(2), "b": torch.ones(1)}
+    perc = {"w": torch.tensor([1.0, -1.0]), "b": torch.full((1,), 2.0)}
+    fid = {"w": torch.tensor([5.0, 5.0]), "b": torch.full((1,), 3.0), "ctx": torch.full((3,), 7.0)}
+    mixed = blend(fid, transplant(fid, perc, base), 0.5)  # fid + 0.5 * (perc - base)
+    assert torch.allclose(mixed["w"], torch.tensor([5.5, 4.5])) and torch.allclose(mixed["b"], torch.full((1,), 3.5))
+    assert torch.equal(mixed["ctx"], fid["ctx"]), "a module only the fidelity model has gets no stage-2 change"
+    with pytest.raises(ValueError, match="do not fit"):
+        transplant(fid, {**perc, "w": torch.ones(3)}, {**base, "w": torch.ones(3)})
+
+
 def test_profile_sums_kernel_time_per_operator():
     from pathlib import Path
 

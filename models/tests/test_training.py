@@ -134,3 +134,20 @@ def test_longer_window_lifted_from_a_shorter_one_computes_the_same():
     x = torch.rand(1, 5, 3, 16, 20)
     with torch.no_grad():
         assert torch.allclose(short(x[:, 1:4]), long(x), atol=1e-5)
+
+
+def test_model_grown_with_the_coarse_context_starts_as_the_smaller_one_and_trains_it(tmp_path, shared_data):
+    small = MSTGenerator(4, **TINY).eval()
+    torch.save({"ema": small.state_dict()}, tmp_path / "small.pt")
+    t = make(tmp_path, shared_data, arch={**TINY, "context_blocks": 1, "context_ch": 8})
+    fresh = t.init_generator(tmp_path / "small.pt")
+    assert fresh and all(k.startswith("fusion.context.") for k in fresh)
+    x = torch.rand(1, 3, 3, 16, 20)
+    with torch.no_grad():
+        assert torch.allclose(small(x), t.G.eval()(x), atol=1e-6)
+    inner = t.G.fusion.context.inp[0].weight.detach().clone()
+    t.G.train()
+    for _ in range(3):
+        t.train_step()
+    assert t.G.fusion.context.out.weight.abs().sum() > 0
+    assert not torch.equal(inner, t.G.fusion.context.inp[0].weight)
