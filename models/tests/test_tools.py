@@ -113,3 +113,18 @@ def test_profile_sums_kernel_time_per_operator():
     times = op_times(fixture, hw=(24, 32), runs=2, threads=1)
     assert times["Conv"] > 0 and times["GridSample"] > 0 and "Resize" in times
     assert list(times.values()) == sorted(times.values(), reverse=True)
+
+
+def test_flowcheck_scores_alignment_by_warping_psnr():
+    import cv2
+    import numpy as np
+    import torch
+
+    from mstgan.flowcheck import farneback, warp_scores, zero
+
+    rng = np.random.default_rng(0)
+    tex = cv2.GaussianBlur(rng.integers(0, 256, (80, 96, 3)).astype(np.uint8), (0, 0), 1.5)
+    frames = np.stack([np.roll(tex, (t, 2 * t), (0, 1)) for t in range(4)])  # moves 2 px right, 1 down
+    exact = lambda r, n: torch.tensor([2.0, 1.0]).view(1, 2, 1, 1).expand(1, 2, *r.shape[2:])  # noqa: E731
+    sc = warp_scores(frames, {"exact": exact, "farneback": farneback, "none": zero}, distances=(1,), stride=1)
+    assert sc[("exact", 1)] >= 90 and sc[("farneback", 1)] > sc[("none", 1)] + 20, sc

@@ -1,0 +1,74 @@
+"""Does the generator's alignment work? Each neighbour 1-3 frames away is warped onto the centre
+LR frame with the generator's own optical flow (its finest pyramid level, as the fusion uses it),
+with OpenCV's Farneback flow (TecoGAN's parameters), and with no motion compensation; the table is
+the PSNR of the warped neighbour against the centre, on the held-out videos' LR frames (an 8-px
+border is left out: what enters the frame there cannot be warped in from anywhere). A diagnostic,
+not a selection metric.
+
+    python -m mstgan.flowcheck checkpoints/x4_t7_stage1.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from . import data as D
+from .archs import flow_warp
+from .export import load_generator
+
+FlowFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ref, nbr) [1,3,h,w] -> [1,2,h,w]
+
+
+def farneback(ref: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
+    def grey(x):
+        return cv2.cvtColor((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
+
+    flow = cv2.calcOpticalFlowFarneback(grey(ref), grey(nbr), None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    return torch.from_numpy(flow).permute(2, 0, 1)[None].float()
+
+
+def zero(ref: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(ref[:, :2])
+
+
+@torch.no_grad()
+def warp_scores(lr: np.ndarray, flows: dict[str, FlowFn], distances=(1, 2, 3), stride: int = 2, border: int = 8):
+    """{(method, distance): mean PSNR (RGB, [0, 1]) of the warped neighbour against the centre}.
+    ``lr``: [F, h, w, 3] uint8; centres every ``stride`` frames with a neighbour ``d`` ahead."""
+    x = torch.from_numpy(lr).permute(0, 3, 1, 2).float() / 255
+    scores: dict[tuple[str, int], list[float]] = {}
+    for d in distances:
+        for t in range(0, len(x) - d, stride):
+            ref, nbr = x[t : t + 1], x[t + d : t + d + 1]
+            for name, fn in flows.items():
+                diff = (flow_warp(nbr, fn(ref, nbr)) - ref)[..., border:-border, border:-border]
+                mse = float((diff**2).mean())
+                scores.setdefault((name, d), []).append(10 * np.log10(1 / max(mse, 1e-10)))
+    return {k: float(np.mean(v)) for k, v in scores.items()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    g, st = load_generator(args.checkpoint)
+    seqs = D.build_sequences(D.default_train_root(), list(D.VAL_SEQUENCES), st["options"]["scale"], jitter=False)
+    flows = {"none": zero, "farneback": farneback, "generator": lambda r, n: g.flow(r, n)[0]}
+    print("| held-out sequence | distance | " + " | ".join(flows) + " |")
+    print("|---|---|" + "---|" * len(flows))
+    for s in seqs:
+        sc = warp_scores(s.lr, flows)
+        for d in (1, 2, 3):
+            print(f"| {s.name} | {d} | " + " | ".join(f"{sc[(m, d)]:.2f}" for m in flows) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
