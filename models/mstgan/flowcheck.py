@@ -20,6 +20,7 @@ import torch
 from . import data as D
 from .archs import flow_warp
 from .export import load_generator
+from .metrics import FARNEBACK
 
 FlowFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ref, nbr) [1,3,h,w] -> [1,2,h,w]
 
@@ -28,7 +29,7 @@ def farneback(ref: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
     def grey(x):
         return cv2.cvtColor((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
 
-    flow = cv2.calcOpticalFlowFarneback(grey(ref), grey(nbr), None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    flow = cv2.calcOpticalFlowFarneback(grey(ref), grey(nbr), None, *FARNEBACK)
     return torch.from_numpy(flow).permute(2, 0, 1)[None].float()
 
 

@@ -58,12 +58,16 @@ def ssim_y(a: np.ndarray, b: np.ndarray) -> float:
     return ssim(rgb_to_y(a), rgb_to_y(b))
 
 
+# pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags: TecoGAN's tOF settings
+FARNEBACK = (0.5, 3, 15, 3, 5, 1.2, 0)
+
+
 def farneback_flows(frames: np.ndarray) -> list[np.ndarray]:
     """OpenCV Farneback flows between consecutive RGB frames, with TecoGAN's parameters."""
     import cv2
 
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-    return [cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0) for a, b in zip(grey[:-1], grey[1:])]
+    return [cv2.calcOpticalFlowFarneback(a, b, None, *FARNEBACK) for a, b in zip(grey[:-1], grey[1:])]
 
 
 def tof_from_flows(out_flows: list[np.ndarray], gt_flows: list[np.ndarray]) -> float:
