@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Frames/s through the element in a real pipeline versus the bare engine on the same frames,
-//! and the element with and without its per-frame feature cache.
+//! Frames/s through the element in a real pipeline versus the bare upscaler (window + engine,
+//! no GStreamer) on the same frames, and the element with and without its feature cache.
 //!
 //!     cargo run --release --example bench -- [--model PATH] [--frames 20] [--width 180 --height 144] [--threads 2]
 //!
@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use gst::prelude::*;
 use gst_video::prelude::*;
-use gstmstgansr::engine::{Engine, EngineConfig, FeatureCache, Features, Provider};
+use gstmstgansr::engine::{Engine, EngineConfig, FeatureCache, Provider};
+use gstmstgansr::upscaler::{Arrival, Continuity, Upscaler};
 
 struct Args {
     model: Option<PathBuf>,
@@ -75,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = match &a.model {
         Some(m) => m.clone(),
         None => {
-            gstmstgansr::models::resolve(a.scale, "auto", None)
+            gstmstgansr::models::resolve(a.scale, None, None)
                 .map_err(|tried| format!("no bundled model, tried {tried:?}"))?
                 .path
         }
@@ -150,55 +151,35 @@ fn to_planar(input: &[Vec<u8>], w: usize, h: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// The bare engine over the same windows the element builds, without GStreamer or pixel
-/// conversion: the whole graph per window, or (`cache`) the extractor once per frame and the
-/// fusion graph per window. `None` when `cache` is asked and the model has no pair.
+/// The upscaler without GStreamer (what the element runs, minus pixel conversion and
+/// buffers) over the same frames: the whole graph per window, or (`cache`) the extractor once
+/// per frame and the fusion graph per window. `None` when `cache` is asked and the model has
+/// no pair.
 fn bare_run(
     a: &Args,
     model: &std::path::Path,
     planar: &[Vec<f32>],
     cache: bool,
 ) -> Result<Option<f64>, Box<dyn std::error::Error>> {
-    let mut engine = Engine::new(&bare_config(a, model, cache))?;
+    let engine = Engine::new(&bare_config(a, model, cache))?;
     if cache && *engine.feature_cache() != FeatureCache::Active {
         return Ok(None);
     }
-    let t = engine.info().window;
-    let plane = 3 * a.width * a.height;
-    let mut win = vec![0.0f32; t * plane];
-    let mut out = vec![0.0f32; plane * (a.scale * a.scale) as usize];
-    let mut feats: Vec<Features> = Vec::with_capacity(a.frames);
-    let mut run = |engine: &mut Engine,
-                   k: usize,
-                   feats: &mut Vec<Features>|
-     -> Result<(), Box<dyn std::error::Error>> {
-        let idx: Vec<usize> = (0..t)
-            .map(|j| {
-                (k as isize + j as isize - (t / 2) as isize).clamp(0, a.frames as isize - 1)
-                    as usize
-            })
-            .collect();
-        for (j, &i) in idx.iter().enumerate() {
-            win[j * plane..(j + 1) * plane].copy_from_slice(&planar[i]);
-        }
-        if !cache {
-            engine.run(&win, a.width, a.height, &mut out)?;
-            return Ok(());
-        }
-        while feats.len() <= idx[t - 1] {
-            let f = engine.extract(&planar[feats.len()], a.width, a.height)?;
-            feats.push(f);
-        }
-        let fs: Vec<&Features> = idx.iter().map(|&i| &feats[i]).collect();
-        engine.run_cached(&win, &fs, a.width, a.height, &mut out)?;
-        Ok(())
+    let mut up: Upscaler<()> = Upscaler::new(engine);
+    up.configure(a.width, a.height, None);
+    up.warm_up()?;
+    let continuity = Continuity {
+        scene_cut_threshold: 0.0,
+        ..Continuity::default()
     };
-    run(&mut engine, 0, &mut Vec::new())?; // warm-up
     let start = Instant::now();
-    for k in 0..a.frames {
-        run(&mut engine, k, &mut feats)?;
+    for f in planar {
+        up.push(f.clone(), (), Arrival::default(), continuity)?;
+        while up.run_next()?.is_some() {}
     }
-    Ok(Some(a.frames as f64 / start.elapsed().as_secs_f64()))
+    up.finish();
+    while up.run_next()?.is_some() {}
+    Ok(Some(planar.len() as f64 / start.elapsed().as_secs_f64()))
 }
 
 /// appsrc ! mstgansr ! fakesink over `input`; returns frames/s and whether the cache ran.

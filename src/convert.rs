@@ -241,6 +241,38 @@ pub fn from_rgb_planar(
     }
 }
 
+/// Bilinear `scale`x upscale of planar RGB `[3, H, W]` into `out` (`[3, sH, sW]`), pixel centres
+/// aligned: the cheap stand-in for a frame the model has no time for.
+pub fn upscale_bilinear(rgb: &[f32], width: usize, height: usize, scale: usize, out: &mut [f32]) {
+    let (ow, oh) = (width * scale, height * scale);
+    assert!(rgb.len() >= 3 * width * height && out.len() >= 3 * ow * oh);
+    let inv = 1.0 / scale as f32;
+    // source coordinate and weight for each output column / row
+    let taps = |n_out: usize, n_in: usize| -> Vec<(usize, usize, f32)> {
+        (0..n_out)
+            .map(|o| {
+                let x = ((o as f32 + 0.5) * inv - 0.5).clamp(0.0, (n_in - 1) as f32);
+                let x0 = x.floor() as usize;
+                (x0, (x0 + 1).min(n_in - 1), x - x0 as f32)
+            })
+            .collect()
+    };
+    let (cols, rows) = (taps(ow, width), taps(oh, height));
+    for c in 0..3 {
+        let src = &rgb[c * width * height..(c + 1) * width * height];
+        let dst = &mut out[c * ow * oh..(c + 1) * ow * oh];
+        for (oy, &(y0, y1, fy)) in rows.iter().enumerate() {
+            let (r0, r1) = (&src[y0 * width..][..width], &src[y1 * width..][..width]);
+            let drow = &mut dst[oy * ow..][..ow];
+            for (d, &(x0, x1, fx)) in drow.iter_mut().zip(&cols) {
+                let top = r0[x0] + (r0[x1] - r0[x0]) * fx;
+                let bot = r1[x0] + (r1[x1] - r1[x0]) * fx;
+                *d = top + (bot - top) * fy;
+            }
+        }
+    }
+}
+
 /// The alpha channel of a packed source frame, sampled nearest-neighbour at the output size.
 pub struct AlphaSource<'a> {
     pub data: &'a [u8],
@@ -290,6 +322,27 @@ mod tests {
         for i in 0..w * h {
             assert_eq!(&out[i * 4..i * 4 + 3], &src[i * 4..i * 4 + 3]);
             assert_eq!(out[i * 4 + 3], 255);
+        }
+    }
+
+    #[test]
+    fn bilinear_keeps_flat_colour_and_interpolates() {
+        let (w, h) = (3, 2);
+        let mut rgb = vec![0.25f32; 3 * w * h];
+        // red plane: a horizontal ramp 0, 0.5, 1
+        for y in 0..h {
+            for x in 0..w {
+                rgb[y * w + x] = x as f32 * 0.5;
+            }
+        }
+        let mut out = vec![0.0; 3 * w * h * 4];
+        upscale_bilinear(&rgb, w, h, 2, &mut out);
+        let (ow, oh) = (6, 4);
+        assert!(out[ow * oh..].iter().all(|v| (*v - 0.25).abs() < 1e-6));
+        let row: Vec<f32> = out[..ow].to_vec();
+        let expect = [0.0, 0.125, 0.375, 0.625, 0.875, 1.0];
+        for (a, b) in row.iter().zip(expect) {
+            assert!((a - b).abs() < 1e-6, "{row:?}");
         }
     }
 

@@ -5,17 +5,22 @@
 //!
 //! Layout: [`mstgansr`] is the element (GStreamer only), [`engine`] runs the ONNX model
 //! (onnxruntime only), [`convert`] moves pixels between video formats and the model's planar
-//! RGB, [`window`] is the temporal frame window, [`models`] finds the bundled model files.
+//! RGB, [`window`] is the temporal frame window, [`scenecut`] finds cuts, [`upscaler`] ties
+//! window, engine and feature cache together without GStreamer, [`models`] finds the bundled
+//! model files.
 
 use gst::glib;
 
 pub mod convert;
 pub mod engine;
+pub mod memory;
 pub mod models;
 mod mstgansr;
+pub mod scenecut;
+pub mod upscaler;
 pub mod window;
 
-pub use mstgansr::{ExecutionProvider, MstGanSr, Precision};
+pub use mstgansr::{ExecutionProvider, LateFrames, MstGanSr, Precision};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     mstgansr::register(plugin)

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::engine::ModelPrecision;
+
 /// Environment variable naming an extra model folder, searched first.
 pub const MODEL_DIR_ENV: &str = "MSTGANSR_MODEL_DIR";
 
@@ -34,13 +36,14 @@ pub fn search_dirs(plugin_file: Option<&Path>) -> Vec<PathBuf> {
     dirs
 }
 
-/// Candidate file names for a request, best first. `precision` is "int8", "fp32" or "auto";
-/// the perceptual (GAN) variant is the default at x4, the fidelity one where no GAN model ships.
-pub fn candidate_names(scale: u32, precision: &str) -> Vec<String> {
+/// Candidate file names for a request, best first; `None` takes either precision, INT8 first
+/// (the fast path on CPU). The perceptual (GAN) variant is the default at x4, the fidelity one
+/// where no GAN model ships.
+pub fn candidate_names(scale: u32, precision: Option<ModelPrecision>) -> Vec<String> {
     let suffixes: &[&str] = match precision {
-        "int8" => &["-int8"],
-        "fp32" | "fp16" => &[""],
-        _ => &["-int8", ""],
+        Some(ModelPrecision::Int8) => &["-int8"],
+        Some(ModelPrecision::Fp32) => &[""],
+        None => &["-int8", ""],
     };
     let mut names = Vec::new();
     for variant in ["perceptual", "fidelity"] {
@@ -65,7 +68,7 @@ pub struct Resolved {
 /// Finds the bundled model for `scale`; `Err` lists every place that was searched.
 pub fn resolve(
     scale: u32,
-    precision: &str,
+    precision: Option<ModelPrecision>,
     plugin_file: Option<&Path>,
 ) -> Result<Resolved, Vec<PathBuf>> {
     let dirs = search_dirs(plugin_file);
@@ -102,7 +105,7 @@ mod tests {
     #[test]
     fn names_prefer_int8_then_fp32_and_perceptual() {
         assert_eq!(
-            candidate_names(4, "auto"),
+            candidate_names(4, None),
             vec![
                 "mstgan-x4-perceptual-int8.onnx",
                 "mstgan-x4-perceptual.onnx",
@@ -111,7 +114,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            candidate_names(2, "fp32"),
+            candidate_names(2, Some(ModelPrecision::Fp32)),
             vec!["mstgan-x2-perceptual.onnx", "mstgan-x2-fidelity.onnx"]
         );
     }

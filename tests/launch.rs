@@ -111,6 +111,15 @@ fn png_sequence_pipeline_upscales_every_frame() {
 #[test]
 fn inspect_lists_properties() {
     let text = run_ok(gst("gst-inspect-1.0").arg("mstgansr"));
+    // property lines read `  <name>  : <blurb>`: match whole names, not substrings of blurbs
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| {
+            let (name, _) = l.split_once(':')?;
+            let name = name.trim();
+            (l.starts_with("  ") && !name.is_empty() && !name.contains(' ')).then_some(name)
+        })
+        .collect();
     for prop in [
         "scale",
         "model-location",
@@ -118,13 +127,21 @@ fn inspect_lists_properties() {
         "device-id",
         "precision",
         "engine-cache-dir",
+        "threads",
         "feature-cache",
+        "max-memory",
+        "max-gap",
+        "scene-cut-threshold",
+        "late-frames",
+        "qos",
         "feature-cache-active",
         "window",
         "active-provider",
+        "stats",
     ] {
-        assert!(text.contains(prop), "gst-inspect lacks {prop}:\n{text}");
+        assert!(names.contains(&prop), "gst-inspect lacks {prop}: {names:?}");
     }
+    assert!(!names.contains(&"no-such-property"));
 }
 
 #[test]

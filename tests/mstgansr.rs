@@ -2,87 +2,12 @@
 //! Element tests on CPU with the fixture models from `models/fixtures` (made by
 //! `python -m mstgan.fixtures`).
 
-use std::path::PathBuf;
-use std::sync::Once;
-
-use std::str::FromStr;
+mod common;
 
 use gst::prelude::*;
-use gst_check::Harness;
 use gst_video::prelude::*;
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstmstgansr::plugin_register_static().expect("register plugin");
-    });
-}
-
-fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("models/fixtures")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn harness(model: &str, scale: u32) -> Harness {
-    harness_cache(model, scale, true)
-}
-
-fn harness_cache(model: &str, scale: u32, feature_cache: bool) -> Harness {
-    init();
-    let el = gst::ElementFactory::make("mstgansr")
-        .property("model-location", fixture(model))
-        .property("scale", scale)
-        .property("feature-cache", feature_cache)
-        .property_from_str("execution-provider", "cpu")
-        .property("threads", 1u32)
-        .build()
-        .unwrap();
-    Harness::with_element(&el, Some("sink"), Some("src"))
-}
-
-fn caps(format: &str, w: u32, h: u32) -> gst::Caps {
-    gst::Caps::builder("video/x-raw")
-        .field("format", format)
-        .field("width", w as i32)
-        .field("height", h as i32)
-        .field("framerate", gst::Fraction::new(25, 1))
-        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-        .build()
-}
-
-fn frame_buffer(info: &gst_video::VideoInfo, index: u64, seed: u8) -> gst::Buffer {
-    let mut buf = gst::Buffer::with_size(info.size()).unwrap();
-    {
-        let b = buf.get_mut().unwrap();
-        let mut map = b.map_writable().unwrap();
-        for (i, v) in map.iter_mut().enumerate() {
-            *v = ((i as u64 * 31 + index * 17 + seed as u64 * 101) % 251) as u8;
-        }
-        drop(map);
-        b.set_pts(gst::ClockTime::from_mseconds(40 * index));
-        b.set_duration(gst::ClockTime::from_mseconds(40));
-        b.set_offset(index);
-    }
-    buf
-}
-
-fn push_frames(h: &mut Harness, info: &gst_video::VideoInfo, n: u64, seed: u8) {
-    for i in 0..n {
-        h.push(frame_buffer(info, i, seed)).unwrap();
-    }
-}
-
-fn pull_all(h: &mut Harness) -> Vec<gst::Buffer> {
-    let mut out = vec![];
-    while let Some(b) = h.try_pull() {
-        out.push(b);
-    }
-    out
-}
+use common::*;
 
 #[test]
 fn every_format_negotiates_and_upscales() {
@@ -177,21 +102,36 @@ fn n_in_n_out_with_timestamps_after_eos() {
     }
 }
 
+/// (latency, processing-time) from the element's `stats`.
+fn reported_latency(el: &gst::Element) -> (gst::ClockTime, gst::ClockTime) {
+    let st = el.property::<gst::Structure>("stats");
+    let ns = |k: &str| gst::ClockTime::from_nseconds(st.get::<u64>(k).unwrap());
+    (ns("latency"), ns("processing-time"))
+}
+
 #[test]
-fn latency_adds_half_window() {
-    let mut h = harness("fixture-x4-t5.onnx", 4);
-    h.set_src_caps(caps("RGB", 23, 17));
-    h.set_upstream_latency(gst::ClockTime::from_mseconds(10));
-    let info = gst_video::VideoInfo::from_caps(&caps("RGB", 23, 17)).unwrap();
-    h.push(frame_buffer(&info, 0, 0)).unwrap();
-    // 10 ms upstream + 2 frames at 25 fps
-    assert_eq!(h.query_latency(), Some(gst::ClockTime::from_mseconds(90)));
-    assert_eq!(h.element().unwrap().property::<u32>("window"), 5);
-    let mut h3 = harness("fixture-x4-t3.onnx", 4);
-    h3.set_src_caps(caps("RGB", 23, 17));
-    h3.set_upstream_latency(gst::ClockTime::ZERO);
-    h3.push(frame_buffer(&info, 0, 0)).unwrap();
-    assert_eq!(h3.query_latency(), Some(gst::ClockTime::from_mseconds(40)));
+fn latency_adds_half_window_and_processing_time() {
+    let ms = gst::ClockTime::from_mseconds;
+    for (model, window, look_ahead) in [
+        ("fixture-x4-t5.onnx", 5, ms(80)),
+        ("fixture-x4-t3.onnx", 3, ms(40)),
+    ] {
+        let mut h = harness(model, 4);
+        h.set_upstream_latency(ms(10));
+        // before caps the frame rate is unknown: no answer rather than a wrong one
+        assert_eq!(h.query_latency(), None, "{model}");
+        h.set_src_caps(caps("RGB", 23, 17));
+        let info = gst_video::VideoInfo::from_caps(&caps("RGB", 23, 17)).unwrap();
+        h.push(frame_buffer(&info, 0, 0)).unwrap();
+        let el = h.element().unwrap();
+        assert_eq!(el.property::<u32>("window"), window);
+        // the harness source is live, so the element measured an inference at caps time
+        let (ours, processing) = reported_latency(&el);
+        assert!(processing > gst::ClockTime::ZERO, "{model}");
+        // (T-1)/2 frames at 25 fps, plus one inference in flight and its own
+        assert_eq!(ours, look_ahead + processing * 2, "{model}");
+        assert_eq!(h.query_latency(), Some(ms(10) + ours), "{model}");
+    }
 }
 
 fn outputs_for(seeds_before: Option<u8>, seed_after: u8) -> Vec<Vec<u8>> {
@@ -470,61 +410,6 @@ fn yuv_colour_survives_the_round_trip() {
     );
 }
 
-/// Runs `appsrc caps=<src_caps> ! mstgansr <props> ! fakesink` with 3 frames and returns the
-/// first error (or warning, when `want_warning`) message text, or None if it ran to EOS.
-fn run_expect_message(props: &str, src_caps: &str, want_warning: bool) -> Option<String> {
-    init();
-    let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time caps=\"{src_caps},framerate=25/1\" ! mstgansr name=sr {props} ! fakesink"
-    ))
-    .unwrap();
-    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
-    let appsrc = bin
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let bus = pipeline.bus().unwrap();
-    let started = pipeline.set_state(gst::State::Playing).is_ok();
-    if started {
-        let caps = gst::Caps::from_str(src_caps).unwrap();
-        // formats the element cannot take have no VideoInfo size we trust: a token buffer is enough
-        let size = gst_video::VideoInfo::from_caps(&caps)
-            .map(|i| i.size())
-            .unwrap_or(1)
-            .min(1 << 24);
-        for i in 0..3u64 {
-            let mut b = gst::Buffer::with_size(size).unwrap();
-            b.get_mut()
-                .unwrap()
-                .set_pts(gst::ClockTime::from_mseconds(40 * i));
-            if appsrc.push_buffer(b).is_err() {
-                break;
-            }
-        }
-        let _ = appsrc.end_of_stream();
-    }
-    let mut found = None;
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(30)) {
-        match msg.view() {
-            gst::MessageView::Error(e) if !want_warning => {
-                found = Some(format!("{} | {:?}", e.error(), e.debug()));
-                break;
-            }
-            gst::MessageView::Error(e) => panic!("unexpected error {} {:?}", e.error(), e.debug()),
-            gst::MessageView::Warning(w) if want_warning => {
-                found = Some(format!("{} | {:?}", w.error(), w.debug()));
-            }
-            gst::MessageView::Eos(_) => break,
-            _ => {}
-        }
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    found
-}
-
-const CAPS: &str = "video/x-raw,format=RGB,width=32,height=24";
-
 #[test]
 fn missing_model_is_a_clear_error() {
     let err = run_expect_message("model-location=/nonexistent/model.onnx", CAPS, false);
@@ -574,53 +459,116 @@ fn unsupported_caps_fail_negotiation() {
 
 #[test]
 fn frames_too_large_for_memory_fail_clearly() {
-    let err = run_expect_message(
-        &format!("model-location={} scale=2", fixture("fixture-x2-t5.onnx")),
-        // ~32 Mpixel frames need ~100 GiB of activations: more than these machines have
-        "video/x-raw,format=RGB,width=8000,height=4000",
-        false,
+    // 640x480 at x2 needs ~500 MiB by the element's estimate; allow it 64 MiB
+    let m = run_pipeline(
+        &format!(
+            "model-location={} scale=2 max-memory=64",
+            fixture("fixture-x2-t5.onnx")
+        ),
+        "video/x-raw,format=RGB,width=640,height=480",
     );
-    let err = err.expect("an error");
-    assert!(err.contains("MiB") && err.contains("8000x4000"), "{err}");
+    let (headline, _) = m.errors.first().expect("an error");
+    assert!(
+        headline.contains("640x480")
+            && headline.contains("64 MiB max-memory allows")
+            && headline.contains("MiB per inference"),
+        "{headline}"
+    );
+    // the same stream runs when the limit allows it
+    let m = run_pipeline(
+        &format!(
+            "model-location={} scale=2 max-memory=4096",
+            fixture("fixture-x2-t5.onnx")
+        ),
+        "video/x-raw,format=RGB,width=64,height=48",
+    );
+    assert!(m.errors.is_empty(), "{:?}", m.errors);
+}
+
+/// What `execution-provider=auto` must pick on this machine, asked of onnxruntime and the GPU.
+fn expected_auto_provider() -> &'static str {
+    use gstmstgansr::engine::{ActiveProvider, usable};
+    [ActiveProvider::TensorRt, ActiveProvider::Cuda]
+        .into_iter()
+        .find(|p| usable(*p, 0))
+        .unwrap_or(ActiveProvider::Cpu)
+        .as_str()
 }
 
 #[test]
-fn explicit_gpu_provider_without_gpu_fails_clearly() {
-    for ep in ["cuda", "tensorrt"] {
-        let err = run_expect_message(
+fn explicit_gpu_provider_runs_or_fails_clearly() {
+    use gstmstgansr::engine::{ActiveProvider, usable};
+    for (ep, which) in [
+        ("cuda", ActiveProvider::Cuda),
+        ("tensorrt", ActiveProvider::TensorRt),
+    ] {
+        let m = run_pipeline(
             &format!(
                 "model-location={} scale=2 execution-provider={ep}",
                 fixture("fixture-x2-t5.onnx")
             ),
             CAPS,
-            false,
         );
-        let err = err.expect("an error");
-        assert!(err.contains("is not available"), "{ep}: {err}");
+        if usable(which, 0) {
+            // a machine with the GPU and onnxruntime-gpu runs it
+            assert!(m.errors.is_empty(), "{ep}: {:?}", m.errors);
+        } else {
+            let (headline, _) = m.errors.first().expect("an error");
+            assert!(
+                headline.contains("is not available") && headline.contains(ep),
+                "{ep}: {headline}"
+            );
+        }
     }
 }
 
 #[test]
 fn auto_provider_falls_back_to_cpu_with_a_warning() {
-    let warn = run_expect_message(
+    let m = run_pipeline(
         &format!("model-location={} scale=2", fixture("fixture-x2-t5.onnx")),
         CAPS,
-        true,
     );
-    let warn = warn.expect("a warning naming what was missing");
-    assert!(
-        warn.contains("fell back to CPU") && warn.contains("cuda"),
-        "{warn}"
-    );
+    assert!(m.errors.is_empty(), "{:?}", m.errors);
+    let fallback = m
+        .warnings
+        .iter()
+        .find(|(h, _)| h.contains("fell back to CPU"));
+    if expected_auto_provider() == "cpu" {
+        // the headline says what happened; the details name each provider and why
+        let (headline, debug) = fallback.expect("a fallback warning");
+        assert!(!headline.contains("supporting library"), "{headline}");
+        assert!(
+            debug.contains("cuda") && debug.contains("tensorrt"),
+            "{debug}"
+        );
+    } else {
+        assert!(fallback.is_none(), "{:?}", m.warnings);
+    }
 }
 
 #[test]
 fn active_provider_tells_the_truth() {
-    let mut h = harness("fixture-x2-t5.onnx", 2);
+    init();
+    let el = gst::ElementFactory::make("mstgansr")
+        .property("model-location", fixture("fixture-x2-t5.onnx"))
+        .property("scale", 2u32)
+        .build()
+        .unwrap();
+    assert_eq!(el.property::<Option<String>>("active-provider"), None);
+    let mut h = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
     h.set_src_caps(caps("RGB", 8, 8));
-    let el = h.element().unwrap();
     assert_eq!(
         el.property::<Option<String>>("active-provider").as_deref(),
+        Some(expected_auto_provider())
+    );
+    // an explicit CPU request gets the CPU whatever the machine has
+    let mut h = harness("fixture-x2-t5.onnx", 2);
+    h.set_src_caps(caps("RGB", 8, 8));
+    assert_eq!(
+        h.element()
+            .unwrap()
+            .property::<Option<String>>("active-provider")
+            .as_deref(),
         Some("cpu")
     );
 }

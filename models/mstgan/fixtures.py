@@ -68,12 +68,61 @@ def run_reference(onnx_path: Path, frames: np.ndarray, window: int) -> np.ndarra
     return np.stack(outs).astype(np.float32)
 
 
+# models that break the contract in one way each, for the element's load-time checks
+BROKEN = {
+    "broken-rank4": "input frames is [N,3,H,W] (a single-frame model)",
+    "broken-dtype": "input frames is float16",
+    "broken-window": "metadata window=3, graph T=5",
+    "broken-output": "output is rank 5",
+}
+
+
+def broken_models(out: Path) -> list[Path]:
+    """Tiny ONNX graphs (onnx.helper, no torch) that load in onnxruntime but break the contract."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def save(name, inp, nodes, outp, window=5):
+        graph = helper.make_graph(nodes, name, [inp], [outp])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        for k, v in {"scale": 2, "window": window, "precision": "fp32", "version": "0.1.0",
+                     "variant": "broken", "broken": BROKEN[name]}.items():
+            e = model.metadata_props.add()
+            e.key, e.value = k, str(v)
+        onnx.checker.check_model(model)
+        path = out / f"{name}.onnx"
+        onnx.save(model, str(path))
+        return path
+
+    f32, f16 = TensorProto.FLOAT, TensorProto.FLOAT16
+    frames5 = lambda ty: helper.make_tensor_value_info("frames", ty, ["n", 5, 3, "h", "w"])  # noqa: E731
+    up4 = helper.make_tensor_value_info("upscaled", f32, ["n", 3, "h", "w"])
+    mean = helper.make_node("ReduceMean", ["x"], ["upscaled"], axes=[1], keepdims=0)
+    return [
+        save("broken-rank4", helper.make_tensor_value_info("frames", f32, ["n", 3, "h", "w"]),
+             [helper.make_node("Identity", ["frames"], ["upscaled"])], up4),
+        save("broken-dtype", frames5(f16),
+             [helper.make_node("Cast", ["frames"], ["x"], to=f32), mean], up4),
+        save("broken-window", frames5(f32),
+             [helper.make_node("Identity", ["frames"], ["x"]), mean], up4, window=3),
+        save("broken-output", frames5(f32), [helper.make_node("Identity", ["frames"], ["upscaled"])],
+             helper.make_tensor_value_info("upscaled", f32, ["n", 5, 3, "h", "w"])),
+    ]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "fixtures"))
+    ap.add_argument("--only", choices=["all", "broken"], default="all",
+                    help="broken: only the contract-breaking models (the others stay byte for byte)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    for path in broken_models(out):
+        print(f"wrote {path} ({BROKEN[path.stem]})")
+    if args.only == "broken":
+        return 0
     for scale, window in FIXTURES:
         name = f"fixture-x{scale}-t{window}"
         path = export_onnx(tiny_generator(scale, window), out / f"{name}.onnx", "fp32", 0, {"variant": "fixture"})

@@ -5,36 +5,44 @@
  *
  * Upscales raw video 2x, 3x or 4x with the MST-GAN multi-frame generator on onnxruntime.
  * Each output frame is computed from a window of T neighbouring input frames (T from the
- * model), so output lags input by (T-1)/2 frames; the element reports that in the LATENCY
- * query, drains every pending frame on EOS and starts clean after a flush, a caps change or a
- * DISCONT buffer. With `feature-cache` (default) and a model that ships its extractor/fusion
- * pair, each frame's features are computed once and reused in all T windows it is part of.
+ * model), so output lags input by (T-1)/2 frames plus the processing time; the element
+ * reports both in the LATENCY query. Serialized events keep their place among the frames.
+ * A run of frames ends only at a real break (flush, new segment or caps, a PTS jump past
+ * `max-gap` frames, a scene cut); a DISCONT from a leaky queue continues the window with the
+ * frames that arrived. With `qos` (default on), a frame whose output would be late is dropped
+ * before inference or, with `late-frames=resize`, upscaled bilinearly so the rate holds.
  *
- * ## Example launch line
+ * ## Example launch lines
  * |[
  * gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! queue ! \
  *     mstgansr scale=4 ! queue ! videoconvert ! x264enc ! mp4mux ! filesink location=out.mp4
+ * gst-launch-1.0 v4l2src ! videoconvert ! queue leaky=downstream max-size-buffers=8 ! \
+ *     mstgansr scale=2 ! videoconvert ! autovideosink
  * ]|
  */
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::sync::{LazyLock, Mutex};
+use std::time::Instant;
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
-use gst_base::subclass::base_transform::GenerateOutputSuccess;
+use gst_base::subclass::base_transform::{
+    GenerateOutputSuccess, InputBuffer, PrepareOutputBufferSuccess,
+};
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::{VideoFormat, VideoInfo};
 
 use crate::convert::{self, AlphaSource, Layout, Planes, PlanesMut, YuvMatrix};
-use crate::engine::{self, Engine, EngineConfig, EngineError, FeatureCache, Features};
+use crate::engine::{ActiveProvider, Engine, EngineConfig, EngineError, FeatureCache};
+use crate::memory;
 use crate::models;
-use crate::window::FrameWindow;
+use crate::upscaler::{Arrival, Break, Continuity, Ready, Upscaler};
 
-use super::{ExecutionProvider, Precision};
+use super::{ExecutionProvider, LateFrames, Precision};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -57,7 +65,18 @@ const FORMATS: [VideoFormat; 10] = [
     VideoFormat::Nv12,
 ];
 
-const DEFAULT_SCALE: u32 = 4;
+/// Properties that only take effect when the element starts (READY -> PAUSED).
+const READY_ONLY: [&str; 9] = [
+    "scale",
+    "model-location",
+    "execution-provider",
+    "device-id",
+    "precision",
+    "engine-cache-dir",
+    "threads",
+    "feature-cache",
+    "max-memory",
+];
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -69,12 +88,15 @@ struct Settings {
     engine_cache_dir: Option<String>,
     threads: u32,
     feature_cache: bool,
+    max_memory_mib: u64,
+    continuity: Continuity,
+    late_frames: LateFrames,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            scale: DEFAULT_SCALE,
+            scale: 4,
             model_location: None,
             execution_provider: ExecutionProvider::Auto,
             device_id: 0,
@@ -82,16 +104,22 @@ impl Default for Settings {
             engine_cache_dir: None,
             threads: 0,
             feature_cache: true,
+            max_memory_mib: 0,
+            continuity: Continuity::default(),
+            late_frames: LateFrames::Drop,
         }
     }
 }
 
-/// What a received frame keeps until its last window has been run.
-struct Frame {
-    rgb: Vec<f32>,
-    buffer: gst::Buffer,
-    /// Extractor output, computed by the first window that needs it (with the feature cache).
-    features: OnceLock<Features>,
+/// What a frame keeps while it waits in the window: not the upstream buffer (a decoder's or
+/// camera's pool must not be starved), only its metadata and, for alpha formats, its alpha.
+#[derive(Default)]
+struct FrameMeta {
+    /// Arrival order, to keep held events in place.
+    seq: u64,
+    /// A memory-less copy of the input buffer: timestamps, flags and metas.
+    holder: Option<gst::Buffer>,
+    alpha: Option<Vec<u8>>,
 }
 
 struct Negotiated {
@@ -102,24 +130,76 @@ struct Negotiated {
 }
 
 struct State {
-    engine: Engine,
-    scale: u32,
-    window: FrameWindow<Frame>,
+    upscaler: Upscaler<FrameMeta>,
     caps: Option<Negotiated>,
-    /// Outputs computed but not yet handed to the base class (several after a DISCONT drain).
-    ready: VecDeque<gst::Buffer>,
-    input_scratch: Vec<f32>,
-    output_scratch: Vec<f32>,
+    /// Serialized events that arrived behind frames still in the window, with the `seq` of
+    /// the first frame they precede.
+    held: VecDeque<(u64, gst::Event)>,
+    next_seq: u64,
+    /// An output was dropped: the next one is a discontinuity.
+    discont_next: bool,
+    resize_scratch: Vec<f32>,
+}
+
+/// What the element started with (read-only properties, caps transformation).
+#[derive(Debug, Clone)]
+struct Running {
+    scale: u32,
+    window: u32,
+    active_provider: ActiveProvider,
+    feature_cache_active: bool,
+}
+
+/// Timing for latency and QoS, kept apart from the state so that neither the LATENCY query nor
+/// a QoS event ever waits for an inference.
+#[derive(Debug, Default)]
+struct Timing {
+    frame: Option<gst::ClockTime>,
+    radius: u64,
+    /// Smoothed time of one inference (extractor + fusion), conversions included.
+    processing: Option<gst::ClockTime>,
+    /// What the LATENCY query adds to upstream's; `None` until caps are known.
+    reported: Option<gst::ClockTime>,
+    upstream_live: bool,
+    /// The pipeline latency the sinks were given (LATENCY event).
+    pipeline_latency: Option<gst::ClockTime>,
+    /// From the last QoS event: outputs with an earlier running time are late.
+    earliest: Option<gst::ClockTime>,
+    proportion: f64,
+}
+
+impl Timing {
+    /// The latency this element adds: (T-1)/2 frames of look-ahead, plus two inferences (the
+    /// one running when a frame's window completes, and its own).
+    fn ours(&self) -> Option<gst::ClockTime> {
+        let frames = self.frame? * self.radius;
+        let p = self.processing.unwrap_or(gst::ClockTime::ZERO);
+        Some(frames + p * 2)
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    frames_in: u64,
+    frames_out: u64,
+    inferred: u64,
+    dropped: u64,
+    resized: u64,
+    restarts: u64,
+    scene_cuts: u64,
+    full_windows: u64,
 }
 
 #[derive(Default)]
 pub struct MstGanSr {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
-    /// Read-only properties, kept apart so reading them never waits for an inference.
-    window_len: Mutex<u32>,
-    active_provider: Mutex<String>,
-    feature_cache_active: Mutex<bool>,
+    running: Mutex<Option<Running>>,
+    timing: Mutex<Timing>,
+    stats: Mutex<Stats>,
+    /// In/out video info for `transform_meta` (called inside output allocation).
+    meta_infos: Mutex<Option<(VideoInfo, VideoInfo)>>,
+    interlace_warned: Mutex<bool>,
 }
 
 #[glib::object_subclass]
@@ -212,18 +292,30 @@ fn scale_field(value: &glib::SendValue, scale: i32, up: bool) -> Option<glib::Se
     None
 }
 
-/// Rough peak memory of one inference (activations dominate), to refuse sizes that cannot fit.
-fn estimated_bytes(width: usize, height: usize, window: usize, scale: usize) -> u64 {
-    let px = (width * height) as u64;
-    // T frames of 32-ch features at 3 pyramid levels, ~6 live 48-ch maps, HR output and skip
-    px * 4 * (window as u64 * 32 * 2 + 48 * 6 + 3 * (scale * scale) as u64 * 4)
+fn frame_duration(info: &VideoInfo) -> Option<gst::ClockTime> {
+    let f = info.fps();
+    if f.numer() <= 0 {
+        return None;
+    }
+    gst::ClockTime::SECOND.mul_div_floor(f.denom() as u64, f.numer() as u64)
 }
 
-fn available_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+/// What to do with the output of a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Infer,
+    /// An inference would finish this late (ns), a cheap resize would not: `late-frames`.
+    TooLateToInfer(i64),
+    /// Late by this much (ns) whatever is done: dropped.
+    Late(i64),
+}
+
+/// What one step of output produced.
+enum Step {
+    /// No window is ready.
+    Idle,
+    /// Events to push, then maybe a buffer.
+    Out(Vec<gst::Event>, Option<gst::Buffer>),
 }
 
 impl MstGanSr {
@@ -236,110 +328,222 @@ impl MstGanSr {
             .factory()
             .and_then(|f| f.plugin())
             .and_then(|p| p.filename());
-        let precision = match settings.precision {
-            Precision::Int8 => "int8",
-            Precision::Fp32 | Precision::Fp16 => "fp32",
-            // GPUs take the FP32 model (TensorRT builds FP16 kernels from it); INT8 is the
-            // fast path on CPU, which is also where `auto` lands without onnxruntime-gpu
-            Precision::Auto
-                if matches!(
-                    settings.execution_provider,
-                    ExecutionProvider::Cuda | ExecutionProvider::TensorRt
-                ) =>
-            {
-                "fp32"
-            }
-            Precision::Auto => "auto",
-        };
-        match models::resolve(settings.scale, precision, plugin_file.as_deref()) {
+        // GPUs take the FP32 model (TensorRT builds FP16 kernels from it); INT8 is the fast
+        // path on CPU, which is also where `auto` lands without onnxruntime-gpu
+        let gpu = matches!(
+            settings.execution_provider,
+            ExecutionProvider::Cuda | ExecutionProvider::TensorRt
+        );
+        let want = crate::engine::Precision::from(settings.precision)
+            .model_precision()
+            .or(gpu.then_some(crate::engine::ModelPrecision::Fp32));
+        match models::resolve(settings.scale, want, plugin_file.as_deref()) {
             Ok(r) => Ok((r.path, r.is_fixture)),
             Err(tried) => Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
-                [
-                    "no bundled x{} model found (looked for {}); set model-location or {}",
+                (
+                    "no bundled x{} model is installed: set model-location or {}",
                     settings.scale,
+                    models::MODEL_DIR_ENV
+                ),
+                [
+                    "looked for {}",
                     tried
                         .iter()
                         .map(|p| p.display().to_string())
                         .collect::<Vec<_>>()
-                        .join(", "),
-                    models::MODEL_DIR_ENV
+                        .join(", ")
                 ]
             )),
         }
     }
 
-    /// Runs the model on one window and returns the output buffer.
-    fn process(
-        &self,
-        state: &mut State,
-        win: &[Arc<Frame>],
-    ) -> Result<gst::Buffer, gst::FlowError> {
+    fn post_stats(&self, f: impl FnOnce(&mut Stats)) {
+        f(&mut self.stats.lock().unwrap());
+    }
+
+    /// Converts an input buffer, keeps its metadata and adds it to the window.
+    fn accept(&self, state: &mut State, buffer: gst::Buffer) -> Result<(), gst::FlowError> {
+        let continuity = self.settings.lock().unwrap().continuity;
         let Some(neg) = state.caps.as_ref() else {
             return Err(gst::FlowError::NotNegotiated);
         };
         let (w, h) = (neg.in_info.width() as usize, neg.in_info.height() as usize);
-        let plane = 3 * w * h;
-        state.input_scratch.resize(win.len() * plane, 0.0);
-        for (i, f) in win.iter().enumerate() {
-            state.input_scratch[i * plane..(i + 1) * plane].copy_from_slice(&f.rgb);
-        }
-        let s = state.scale as usize;
-        state.output_scratch.resize(plane * s * s, 0.0);
-        let res = if *state.engine.feature_cache() == FeatureCache::Active {
-            Self::run_cached(
-                &mut state.engine,
-                &state.input_scratch,
-                &mut state.output_scratch,
-                win,
-                (w, h),
-            )
-        } else {
-            state
-                .engine
-                .run(&state.input_scratch, w, h, &mut state.output_scratch)
-        };
-        if let Err(e) = res {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ["{e}"]);
-            return Err(gst::FlowError::Error);
-        }
-        let centre = &win[win.len() / 2].buffer;
-        let out_info = &neg.out_info;
-        let mut out = gst::Buffer::with_size(out_info.size()).map_err(|_| {
+        let mut rgb = Vec::new();
+        if rgb.try_reserve_exact(3 * w * h).is_err() {
             gst::element_imp_error!(
                 self,
                 gst::ResourceError::NoSpaceLeft,
-                ["cannot allocate {} bytes", out_info.size()]
+                (
+                    "out of memory for a {}x{} frame: lower max-memory use elsewhere or downscale the input",
+                    w,
+                    h
+                )
             );
-            gst::FlowError::Error
-        })?;
+            return Err(gst::FlowError::Error);
+        }
+        rgb.resize(3 * w * h, 0.0);
+        let mut alpha = None;
+        {
+            let vf =
+                gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &neg.in_info)
+                    .map_err(|_| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Format,
+                        (
+                            "an input buffer is smaller than its caps say ({} bytes for {})",
+                            buffer.size(),
+                            neg.in_info.size()
+                        )
+                    );
+                    gst::FlowError::Error
+                })?;
+            let n = vf.n_planes() as usize;
+            let strides: Vec<usize> = vf.plane_stride()[..n].iter().map(|s| *s as usize).collect();
+            let planes = Planes {
+                data: vf.planes_data().into_iter().take(n).collect(),
+                strides: strides.clone(),
+            };
+            convert::to_rgb_planar(neg.layout, neg.matrix, &planes, w, h, &mut rgb);
+            if let Layout::Packed {
+                alpha: Some(off),
+                bpp,
+                ..
+            } = neg.layout
+            {
+                let mut a = Vec::with_capacity(w * h);
+                for y in 0..h {
+                    let row = &planes.data[0][y * strides[0]..];
+                    a.extend((0..w).map(|x| row[x * bpp + off]));
+                }
+                alpha = Some(a);
+            }
+        }
+        let holder = buffer
+            .copy_region(
+                gst::BufferCopyFlags::FLAGS
+                    | gst::BufferCopyFlags::TIMESTAMPS
+                    | gst::BufferCopyFlags::META,
+                ..,
+            )
+            .map_err(|_| gst::FlowError::Error)?;
+        let arrival = Arrival {
+            pts: buffer.pts().map(|t| t.nseconds()),
+            discont: buffer.flags().contains(gst::BufferFlags::DISCONT),
+        };
+        drop(buffer);
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let meta = FrameMeta {
+            seq,
+            holder: Some(holder),
+            alpha,
+        };
+        let brk = state
+            .upscaler
+            .push(rgb, meta, arrival, continuity)
+            .map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
+                gst::FlowError::Error
+            })?;
+        if let Some(b) = brk {
+            gst::debug!(CAT, imp = self, "run of frames ends before #{seq}: {b:?}");
+        }
+        self.post_stats(|s| {
+            s.frames_in += 1;
+            if brk.is_some() {
+                s.restarts += 1;
+            }
+            if brk == Some(Break::SceneCut) {
+                s.scene_cuts += 1;
+            }
+        });
+        Ok(())
+    }
+
+    /// Whether the output for a window whose centre has `pts` would be late: the sink said so
+    /// (QoS), or, from a live source, it cannot be ready before the sink must show it.
+    fn verdict(&self, pts: Option<gst::ClockTime>) -> Verdict {
+        let obj = self.obj();
+        if !obj.is_qos() {
+            return Verdict::Infer;
+        }
+        let Some(pts) = pts else {
+            return Verdict::Infer;
+        };
+        let rt = match obj.segment().downcast::<gst::ClockTime>() {
+            Ok(seg) => seg.to_running_time(pts),
+            Err(_) => None,
+        };
+        let Some(rt) = rt else {
+            return Verdict::Infer;
+        };
+        let t = self.timing.lock().unwrap();
+        if let Some(earliest) = t.earliest
+            && rt <= earliest
+        {
+            return Verdict::Late(earliest.nseconds() as i64 - rt.nseconds() as i64);
+        }
+        if !t.upstream_live {
+            return Verdict::Infer;
+        }
+        let (Some(clock), Some(base)) = (obj.clock(), obj.base_time()) else {
+            return Verdict::Infer;
+        };
+        let latency = t
+            .pipeline_latency
+            .or(t.ours())
+            .unwrap_or(gst::ClockTime::ZERO);
+        let now = clock.time().saturating_sub(base);
+        let due = rt + latency;
+        let inferred_at = now + t.processing.unwrap_or_default();
+        if now > due {
+            Verdict::Late((now - due).nseconds() as i64)
+        } else if inferred_at > due {
+            Verdict::TooLateToInfer((inferred_at - due).nseconds() as i64)
+        } else {
+            Verdict::Infer
+        }
+    }
+
+    /// An output buffer from the base class's allocation path (the negotiated pool), carrying
+    /// the centre frame's timestamps, flags and metas, filled from `rgb` (`[3, sH, sW]`).
+    fn make_output(
+        &self,
+        neg: &Negotiated,
+        meta: &FrameMeta,
+        rgb: &[f32],
+    ) -> Result<gst::Buffer, gst::FlowError> {
+        let holder = meta.holder.as_ref().ok_or(gst::FlowError::Error)?;
+        let mut out = match self.parent_prepare_output_buffer(InputBuffer::Readable(holder))? {
+            PrepareOutputBufferSuccess::Buffer(b) => b,
+            PrepareOutputBufferSuccess::InputBuffer => return Err(gst::FlowError::Error),
+        };
+        let (w, h) = (neg.in_info.width() as usize, neg.in_info.height() as usize);
+        let s = (neg.out_info.width() / neg.in_info.width()) as usize;
         {
             let outb = out.get_mut().ok_or(gst::FlowError::Error)?;
-            outb.set_pts(centre.pts());
-            outb.set_dts(centre.dts());
-            outb.set_duration(centre.duration());
-            outb.set_offset(centre.offset());
-            outb.set_offset_end(centre.offset_end());
-            let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(outb, out_info)
-                .map_err(|_| gst::FlowError::Error)?;
+            let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(outb, &neg.out_info)
+                .map_err(|_| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("an output buffer from the pool is smaller than the output caps need")
+                    );
+                    gst::FlowError::Error
+                })?;
             let n_planes = vf.n_planes() as usize;
             let strides: Vec<usize> = vf.plane_stride()[..n_planes]
                 .iter()
                 .map(|s| *s as usize)
                 .collect();
-            let in_frame =
-                gst_video::VideoFrameRef::from_buffer_ref_readable(centre.as_ref(), &neg.in_info)
-                    .map_err(|_| gst::FlowError::Error)?;
-            let alpha = match neg.layout {
-                Layout::Packed {
-                    alpha: Some(offset),
-                    bpp,
-                    ..
-                } => Some(AlphaSource {
-                    data: in_frame.plane_data(0).map_err(|_| gst::FlowError::Error)?,
-                    stride: in_frame.plane_stride()[0] as usize,
-                    offset,
-                    bpp,
+            let alpha = match (neg.layout, &meta.alpha) {
+                (Layout::Packed { .. }, Some(a)) => Some(AlphaSource {
+                    data: a,
+                    stride: w,
+                    offset: 0,
+                    bpp: 1,
                     width: w,
                     height: h,
                 }),
@@ -349,99 +553,276 @@ impl MstGanSr {
                 data: vf.planes_data_mut().into_iter().take(n_planes).collect(),
                 strides,
             };
-            convert::from_rgb_planar(
-                neg.layout,
-                neg.matrix,
-                &state.output_scratch,
-                w * s,
-                h * s,
-                &mut dst,
-                alpha,
-            );
+            convert::from_rgb_planar(neg.layout, neg.matrix, rgb, w * s, h * s, &mut dst, alpha);
         }
         Ok(out)
     }
 
-    /// The window through the fusion graph, running the extractor only on frames that have no
-    /// features yet (the newest one, in steady state).
-    fn run_cached(
-        engine: &mut Engine,
-        input: &[f32],
-        output: &mut [f32],
-        win: &[Arc<Frame>],
-        (w, h): (usize, usize),
-    ) -> Result<(), EngineError> {
-        for f in win {
-            if f.features.get().is_none() {
-                let feats = engine.extract(&f.rgb, w, h)?;
-                let _ = f.features.set(feats);
+    /// Takes the held events that must go out before the frame `seq`.
+    fn events_before(state: &mut State, seq: u64) -> Vec<gst::Event> {
+        let mut out = Vec::new();
+        while state.held.front().is_some_and(|(s, _)| *s <= seq) {
+            out.push(state.held.pop_front().unwrap().1);
+        }
+        out
+    }
+
+    /// Runs (or drops, or resizes) the next ready window.
+    fn step(&self, state: &mut State) -> Result<Step, gst::FlowError> {
+        let Some(next) = state.upscaler.next_ready() else {
+            return Ok(Step::Idle);
+        };
+        let centre = &next.centre().meta;
+        let seq = centre.seq;
+        let pts = centre.holder.as_ref().and_then(|b| b.pts());
+        let full = next.distinct() == state.upscaler.window_len();
+        let events = Self::events_before(state, seq);
+        let verdict = self.verdict(pts);
+        let policy = self.settings.lock().unwrap().late_frames;
+        let Some(neg) = state.caps.as_ref() else {
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let out = match verdict {
+            Verdict::Infer => {
+                let started = Instant::now();
+                let res = state.upscaler.run_next();
+                let (win, rgb) = match res {
+                    Ok(Some(x)) => x,
+                    Ok(None) => return Ok(Step::Idle),
+                    Err(e) => {
+                        gst::element_imp_error!(
+                            self,
+                            gst::StreamError::Failed,
+                            ("upscaling failed: {e}"),
+                            ["model {:?}", self.settings.lock().unwrap().model_location]
+                        );
+                        return Err(gst::FlowError::Error);
+                    }
+                };
+                let out = self.make_output(neg, &win.centre().meta, rgb)?;
+                self.note_processing(started.elapsed());
+                self.post_stats(|s| {
+                    s.inferred += 1;
+                    if full {
+                        s.full_windows += 1;
+                    }
+                });
+                Some(out)
             }
-        }
-        let feats: Vec<&Features> = win.iter().filter_map(|f| f.features.get()).collect();
-        engine.run_cached(input, &feats, w, h, output)
-    }
-
-    fn to_frame(&self, neg: &Negotiated, buffer: gst::Buffer) -> Result<Frame, gst::FlowError> {
-        let (w, h) = (neg.in_info.width() as usize, neg.in_info.height() as usize);
-        let mut rgb = vec![0.0f32; 3 * w * h];
-        {
-            let vf =
-                gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &neg.in_info)
-                    .map_err(|_| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Format,
-                        ["input buffer is smaller than the caps say"]
+            Verdict::TooLateToInfer(late_ns) | Verdict::Late(late_ns) => {
+                let win: Ready<FrameMeta> =
+                    state.upscaler.skip_next().ok_or(gst::FlowError::Error)?;
+                let resize =
+                    policy == LateFrames::Resize && matches!(verdict, Verdict::TooLateToInfer(_));
+                if resize {
+                    let (w, h) = state.upscaler.size();
+                    let s = state.upscaler.scale();
+                    state.resize_scratch.resize(3 * w * h * s * s, 0.0);
+                    convert::upscale_bilinear(
+                        &win.centre().rgb,
+                        w,
+                        h,
+                        s,
+                        &mut state.resize_scratch,
                     );
-                    gst::FlowError::Error
-                })?;
-            let n = vf.n_planes() as usize;
-            let planes = Planes {
-                data: vf.planes_data().into_iter().take(n).collect(),
-                strides: vf
-                    .plane_stride()
-                    .iter()
-                    .take(n)
-                    .map(|s| *s as usize)
-                    .collect(),
-            };
-            convert::to_rgb_planar(neg.layout, neg.matrix, &planes, w, h, &mut rgb);
-        }
-        Ok(Frame {
-            rgb,
-            buffer,
-            features: OnceLock::new(),
-        })
-    }
-
-    /// Runs every pending window (end of a segment) and returns the outputs in order.
-    fn drain_state(&self, state: &mut State) -> Result<Vec<gst::Buffer>, gst::FlowError> {
-        let wins = state.window.drain();
-        let mut outs: Vec<gst::Buffer> = state.ready.drain(..).collect();
-        for win in wins {
-            outs.push(self.process(state, &win)?);
-        }
-        Ok(outs)
-    }
-
-    fn drain_and_push(&self) -> Result<(), gst::FlowError> {
-        let outs = {
-            let mut guard = self.state.lock().unwrap();
-            match guard.as_mut() {
-                Some(state) => self.drain_state(state)?,
-                None => return Ok(()),
+                    self.post_stats(|st| st.resized += 1);
+                    Some(self.make_output(neg, &win.centre().meta, &state.resize_scratch)?)
+                } else {
+                    state.discont_next = true;
+                    self.post_qos_drop(&win.centre().meta, late_ns);
+                    None
+                }
             }
         };
-        gst::debug!(CAT, imp = self, "draining {} frames", outs.len());
+        let out = out.map(|mut b| {
+            if std::mem::take(&mut state.discont_next) {
+                b.make_mut().set_flags(gst::BufferFlags::DISCONT);
+            }
+            b
+        });
+        if out.is_some() {
+            self.post_stats(|s| s.frames_out += 1);
+        }
+        Ok(Step::Out(events, out))
+    }
+
+    fn post_qos_drop(&self, meta: &FrameMeta, late_ns: i64) {
+        let obj = self.obj();
+        let Some(b) = meta.holder.as_ref() else {
+            return;
+        };
+        let (processed, dropped) = {
+            let mut s = self.stats.lock().unwrap();
+            s.dropped += 1;
+            (s.inferred + s.resized, s.dropped)
+        };
+        let seg = obj.segment().downcast::<gst::ClockTime>().ok();
+        let rt = seg
+            .as_ref()
+            .and_then(|s| b.pts().and_then(|p| s.to_running_time(p)));
+        let st = seg
+            .as_ref()
+            .and_then(|s| b.pts().and_then(|p| s.to_stream_time(p)));
+        let (live, proportion) = {
+            let t = self.timing.lock().unwrap();
+            (t.upstream_live, t.proportion)
+        };
+        let msg = gst::message::Qos::builder(live)
+            .running_time_if_some(rt)
+            .stream_time_if_some(st)
+            .timestamp_if_some(b.pts())
+            .duration_if_some(b.duration())
+            .values(late_ns, proportion, 1_000_000)
+            .stats(
+                gst::format::Buffers::from_u64(processed),
+                gst::format::Buffers::from_u64(dropped),
+            )
+            .src(&*obj)
+            .build();
+        let _ = obj.post_message(msg);
+        gst::debug!(
+            CAT,
+            imp = self,
+            "dropped a frame {late_ns} ns late ({dropped} so far)"
+        );
+    }
+
+    /// Folds one inference's time into the estimate and re-announces the latency when it moved.
+    fn note_processing(&self, took: std::time::Duration) {
+        let took = gst::ClockTime::from_nseconds(took.as_nanos() as u64);
+        let changed = {
+            let mut t = self.timing.lock().unwrap();
+            t.processing = Some(match t.processing {
+                // quick to rise, slow to fall: a latency that covers the slow runs
+                Some(p) if took > p => (p + took) / 2,
+                Some(p) => (p * 7 + took) / 8,
+                None => took,
+            });
+            self.refresh_latency(&mut t)
+        };
+        if changed {
+            self.announce_latency();
+        }
+    }
+
+    /// Updates the reported latency; true when it moved by more than a fifth.
+    fn refresh_latency(&self, t: &mut Timing) -> bool {
+        let Some(new) = t.ours() else {
+            return false;
+        };
+        let moved = match t.reported {
+            None => true,
+            Some(old) => {
+                let (a, b) = (old.nseconds() as f64, new.nseconds() as f64);
+                (a - b).abs() > 0.2 * a.max(1e6)
+            }
+        };
+        if moved {
+            t.reported = Some(new);
+        }
+        moved
+    }
+
+    fn announce_latency(&self) {
+        let obj = self.obj();
+        gst::debug!(
+            CAT,
+            imp = self,
+            "latency changed: posting a Latency message"
+        );
+        let _ = obj.post_message(gst::message::Latency::builder().src(&*obj).build());
+    }
+
+    /// Pushes one step's events and buffer downstream (outside the state lock).
+    fn push_step(
+        &self,
+        events: Vec<gst::Event>,
+        out: Option<gst::Buffer>,
+    ) -> Result<(), gst::FlowError> {
         let src = self.obj().src_pad().clone();
-        for b in outs {
+        for e in events {
+            src.push_event(e);
+        }
+        if let Some(b) = out {
             src.push(b)?;
         }
         Ok(())
     }
+
+    /// Ends the current run: every pending output, then every held event, goes downstream.
+    fn drain_and_push(&self) -> Result<(), gst::FlowError> {
+        match self.state.lock().unwrap().as_mut() {
+            Some(state) => state.upscaler.finish(),
+            None => return Ok(()),
+        }
+        loop {
+            let step = match self.state.lock().unwrap().as_mut() {
+                Some(state) => self.step(state)?,
+                None => return Ok(()),
+            };
+            match step {
+                Step::Idle => break,
+                Step::Out(events, out) => self.push_step(events, out)?,
+            }
+        }
+        let rest: Vec<gst::Event> = match self.state.lock().unwrap().as_mut() {
+            Some(state) => state.held.drain(..).map(|(_, e)| e).collect(),
+            None => return Ok(()),
+        };
+        self.push_step(rest, None)
+    }
+
+    /// Holds a serialized event behind the frames still in the window, or forwards it when
+    /// none is.
+    fn hold_or_forward(&self, event: gst::Event) -> bool {
+        {
+            let mut guard = self.state.lock().unwrap();
+            if let Some(state) = guard.as_mut()
+                && state.upscaler.pending() > 0
+            {
+                gst::log!(
+                    CAT,
+                    imp = self,
+                    "holding {:?} behind {} frames",
+                    event.type_(),
+                    state.upscaler.pending()
+                );
+                let seq = state.next_seq;
+                state.held.push_back((seq, event));
+                return true;
+            }
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn stats_structure(&self) -> gst::Structure {
+        let s = self.stats.lock().unwrap().clone();
+        let t = self.timing.lock().unwrap();
+        gst::Structure::builder("application/x-mstgansr-stats")
+            .field("frames-in", s.frames_in)
+            .field("frames-out", s.frames_out)
+            .field("inferred", s.inferred)
+            .field("dropped", s.dropped)
+            .field("resized", s.resized)
+            .field("restarts", s.restarts)
+            .field("scene-cuts", s.scene_cuts)
+            .field("full-windows", s.full_windows)
+            .field(
+                "processing-time",
+                t.processing.map(|p| p.nseconds()).unwrap_or(0),
+            )
+            .field("latency", t.reported.map(|p| p.nseconds()).unwrap_or(0))
+            .build()
+    }
 }
 
 impl ObjectImpl for MstGanSr {
+    fn constructed(&self) {
+        self.parent_constructed();
+        // as GstVideoFilter: late frames are dropped unless the user turns QoS off
+        self.obj().set_qos(true);
+    }
+
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let d = Settings::default();
@@ -500,6 +881,45 @@ impl ObjectImpl for MstGanSr {
                     .default_value(d.feature_cache)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt64::builder("max-memory")
+                    .nick("Maximum memory")
+                    .blurb(
+                        "MiB one inference may use (0 = no limit of its own); the element also \
+                         respects free memory, the cgroup limit and ulimit -v",
+                    )
+                    .default_value(d.max_memory_mib)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-gap")
+                    .nick("Maximum gap")
+                    .blurb(
+                        "Largest PTS step, in frame durations, that continues the window (frames \
+                         dropped by a leaky queue); a larger jump starts a clean window",
+                    )
+                    .minimum(1)
+                    .maximum(1000)
+                    .default_value(d.continuity.max_gap)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("scene-cut-threshold")
+                    .nick("Scene-cut threshold")
+                    .blurb(
+                        "Scene-cut score (0-100, FFmpeg scdet's) at which a clean window starts, so \
+                         no output borrows from across a cut; 0 = detection off",
+                    )
+                    .minimum(0.0)
+                    .maximum(100.0)
+                    .default_value(d.continuity.scene_cut_threshold)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("late-frames", d.late_frames)
+                    .nick("Late frames")
+                    .blurb(
+                        "With qos: what happens to a frame whose output would be late: drop it \
+                         before inference, or upscale it bilinearly so the frame rate holds",
+                    )
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoolean::builder("feature-cache-active")
                     .nick("Feature cache active")
                     .blurb("Whether the feature cache runs (known once started)")
@@ -515,14 +935,42 @@ impl ObjectImpl for MstGanSr {
                     .blurb("Execution provider that actually runs the model (known once started)")
                     .read_only()
                     .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb(
+                        "frames-in, frames-out, inferred, dropped (QoS), resized (QoS), restarts \
+                         (clean windows), scene-cuts, full-windows (inferred from T distinct \
+                         frames), processing-time and latency (ns)",
+                    )
+                    .read_only()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let name = pspec.name();
+        if READY_ONLY.contains(&name) && self.running.lock().unwrap().is_some() {
+            let shown = self.property(_id, pspec);
+            gst::warning!(
+                CAT,
+                imp = self,
+                "`{name}` can only change in the NULL or READY state: ignored"
+            );
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Settings,
+                (
+                    "property `{}` can only be changed in the NULL or READY state: the element keeps {:?} until it is stopped",
+                    name,
+                    shown
+                )
+            );
+            return;
+        }
         let mut s = self.settings.lock().unwrap();
-        match pspec.name() {
+        match name {
             "scale" => s.scale = value.get().expect("type checked upstream"),
             "model-location" => s.model_location = value.get().expect("type checked upstream"),
             "execution-provider" => {
@@ -533,11 +981,18 @@ impl ObjectImpl for MstGanSr {
             "engine-cache-dir" => s.engine_cache_dir = value.get().expect("type checked upstream"),
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "feature-cache" => s.feature_cache = value.get().expect("type checked upstream"),
+            "max-memory" => s.max_memory_mib = value.get().expect("type checked upstream"),
+            "max-gap" => s.continuity.max_gap = value.get().expect("type checked upstream"),
+            "scene-cut-threshold" => {
+                s.continuity.scene_cut_threshold = value.get().expect("type checked upstream")
+            }
+            "late-frames" => s.late_frames = value.get().expect("type checked upstream"),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let running = || self.running.lock().unwrap().clone();
         let s = self.settings.lock().unwrap();
         match pspec.name() {
             "scale" => s.scale.to_value(),
@@ -548,16 +1003,18 @@ impl ObjectImpl for MstGanSr {
             "engine-cache-dir" => s.engine_cache_dir.to_value(),
             "threads" => s.threads.to_value(),
             "feature-cache" => s.feature_cache.to_value(),
-            "feature-cache-active" => (*self.feature_cache_active.lock().unwrap()).to_value(),
-            "window" => (*self.window_len.lock().unwrap()).to_value(),
-            "active-provider" => {
-                let p = self.active_provider.lock().unwrap();
-                if p.is_empty() {
-                    None::<String>
-                } else {
-                    Some(p.clone())
-                }
-                .to_value()
+            "max-memory" => s.max_memory_mib.to_value(),
+            "max-gap" => s.continuity.max_gap.to_value(),
+            "scene-cut-threshold" => s.continuity.scene_cut_threshold.to_value(),
+            "late-frames" => s.late_frames.to_value(),
+            "feature-cache-active" => running().is_some_and(|r| r.feature_cache_active).to_value(),
+            "window" => running().map(|r| r.window).unwrap_or(0).to_value(),
+            "active-provider" => running()
+                .map(|r| r.active_provider.as_str().to_string())
+                .to_value(),
+            "stats" => {
+                drop(s);
+                self.stats_structure().to_value()
             }
             _ => glib::Value::from_type(pspec.value_type()),
         }
@@ -581,8 +1038,10 @@ impl ElementImpl for MstGanSr {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            // progressive only: fields of interlaced video would be upscaled as one picture
             let caps = gst_video::VideoCapsBuilder::new()
                 .format_list(FORMATS)
+                .field("interlace-mode", "progressive")
                 .build();
             vec![
                 gst::PadTemplate::new(
@@ -618,30 +1077,21 @@ impl BaseTransformImpl for MstGanSr {
             gst::element_imp_warning!(
                 self,
                 gst::LibraryError::Settings,
-                [
+                (
                     "no trained x{} model is installed: using the untrained test fixture {} \
-                     (output is close to bilinear); set model-location to a trained model",
+                     (output is close to bilinear)",
                     settings.scale,
                     model_path.display()
-                ]
+                ),
+                ["set model-location to a trained model or install the bundled models"]
             );
         }
         let cfg = EngineConfig {
             model_path: model_path.clone(),
             scale: settings.scale,
-            provider: match settings.execution_provider {
-                ExecutionProvider::Auto => engine::Provider::Auto,
-                ExecutionProvider::Cpu => engine::Provider::Cpu,
-                ExecutionProvider::Cuda => engine::Provider::Cuda,
-                ExecutionProvider::TensorRt => engine::Provider::TensorRt,
-            },
+            provider: settings.execution_provider.into(),
             device_id: settings.device_id,
-            precision: match settings.precision {
-                Precision::Auto => engine::Precision::Auto,
-                Precision::Fp32 => engine::Precision::Fp32,
-                Precision::Fp16 => engine::Precision::Fp16,
-                Precision::Int8 => engine::Precision::Int8,
-            },
+            precision: settings.precision.into(),
             engine_cache_dir: settings.engine_cache_dir.as_ref().map(PathBuf::from),
             threads: settings.threads as usize,
             feature_cache: settings.feature_cache,
@@ -654,23 +1104,31 @@ impl BaseTransformImpl for MstGanSr {
                 }
                 _ => gst::ResourceError::Settings,
             };
-            gst::error_msg!(kind, ["{e}"])
+            gst::error_msg!(
+                kind,
+                ("{e}"),
+                [
+                    "model-location={} scale={} execution-provider={:?} precision={:?}",
+                    model_path.display(),
+                    settings.scale,
+                    settings.execution_provider,
+                    settings.precision
+                ]
+            )
         })?;
         if settings.execution_provider == ExecutionProvider::Auto
-            && engine.active_provider() == "cpu"
+            && engine.active_provider() == ActiveProvider::Cpu
         {
             let why: Vec<String> = engine
-                .skipped_providers
+                .skipped_providers()
                 .iter()
                 .map(|(p, r)| format!("{p}: {r}"))
                 .collect();
             gst::element_imp_warning!(
                 self,
                 gst::LibraryError::Init,
-                [
-                    "execution-provider=auto fell back to CPU ({})",
-                    why.join("; ")
-                ]
+                ("execution-provider=auto fell back to CPU: no GPU provider could be used"),
+                ["{}", why.join("; ")]
             );
         }
         let info = engine.info().clone();
@@ -689,28 +1147,37 @@ impl BaseTransformImpl for MstGanSr {
             FeatureCache::Rejected(why) => gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Settings,
-                ["feature cache off, running the whole graph: {why}"]
+                ("feature cache off, running the whole graph: {}", why)
             ),
             other => gst::info!(CAT, imp = self, "feature cache: {other:?}"),
         }
-        *self.feature_cache_active.lock().unwrap() =
-            *engine.feature_cache() == FeatureCache::Active;
-        *self.window_len.lock().unwrap() = info.window as u32;
-        *self.active_provider.lock().unwrap() = engine.active_provider().to_string();
-        *self.state.lock().unwrap() = Some(State {
+        *self.running.lock().unwrap() = Some(Running {
             scale: info.scale,
-            window: FrameWindow::new(info.window),
-            engine,
+            window: info.window as u32,
+            active_provider: engine.active_provider(),
+            feature_cache_active: *engine.feature_cache() == FeatureCache::Active,
+        });
+        *self.timing.lock().unwrap() = Timing {
+            radius: (info.window / 2) as u64,
+            proportion: 1.0,
+            ..Timing::default()
+        };
+        *self.stats.lock().unwrap() = Stats::default();
+        *self.state.lock().unwrap() = Some(State {
+            upscaler: Upscaler::new(engine),
             caps: None,
-            ready: VecDeque::new(),
-            input_scratch: Vec::new(),
-            output_scratch: Vec::new(),
+            held: VecDeque::new(),
+            next_seq: 0,
+            discont_next: false,
+            resize_scratch: Vec::new(),
         });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *self.state.lock().unwrap() = None;
+        *self.running.lock().unwrap() = None;
+        *self.meta_infos.lock().unwrap() = None;
         Ok(())
     }
 
@@ -720,7 +1187,11 @@ impl BaseTransformImpl for MstGanSr {
         caps: &gst::Caps,
         filter: Option<&gst::Caps>,
     ) -> Option<gst::Caps> {
-        let scale = self.settings.lock().unwrap().scale as i32;
+        // a running element keeps the scale it started with
+        let scale = match self.running.lock().unwrap().as_ref() {
+            Some(r) => r.scale,
+            None => self.settings.lock().unwrap().scale,
+        } as i32;
         let up = direction == gst::PadDirection::Sink;
         let mut out = gst::Caps::new_empty();
         {
@@ -760,11 +1231,14 @@ impl BaseTransformImpl for MstGanSr {
             .map_err(|_| gst::loggable_error!(CAT, "bad input caps {incaps}"))?;
         let out_info = VideoInfo::from_caps(outcaps)
             .map_err(|_| gst::loggable_error!(CAT, "bad output caps {outcaps}"))?;
+        let max_memory_mib = self.settings.lock().unwrap().max_memory_mib;
+        let mut upstream = gst::query::Latency::new();
+        let live = self.obj().sink_pad().peer_query(&mut upstream) && upstream.result().0;
         let mut guard = self.state.lock().unwrap();
         let state = guard
             .as_mut()
             .ok_or_else(|| gst::loggable_error!(CAT, "caps set before start"))?;
-        let s = state.scale;
+        let s = state.upscaler.scale() as u32;
         if in_info.format() != out_info.format()
             || out_info.width() != in_info.width() * s
             || out_info.height() != in_info.height() * s
@@ -781,117 +1255,298 @@ impl BaseTransformImpl for MstGanSr {
                 in_info.format()
             ));
         };
-        let need = estimated_bytes(
-            in_info.width() as usize,
-            in_info.height() as usize,
-            state.window.window(),
-            s as usize,
-        );
-        if let Some(avail) = available_memory()
-            && need > avail
+        let (w, h) = (in_info.width() as usize, in_info.height() as usize);
+        let need = memory::estimated_bytes(w, h, state.upscaler.window_len(), s as usize);
+        if let Some(limit) = memory::bound(max_memory_mib << 20)
+            && need > limit.bytes
         {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
-                [
-                    "{}x{} frames need about {} MiB per inference but only {} MiB are available: \
-                     downscale the input first (videoscale) or use a smaller scale",
-                    in_info.width(),
-                    in_info.height(),
+                (
+                    "{}x{} frames at x{} need about {} MiB per inference, more than the {} MiB {} allows",
+                    w,
+                    h,
+                    s,
                     need >> 20,
-                    avail >> 20
+                    limit.bytes >> 20,
+                    limit.source
+                ),
+                [
+                    "downscale the input first (videoscale), use a smaller scale or allow more memory"
                 ]
             );
             return Err(gst::loggable_error!(CAT, "frames too large for memory"));
         }
-        state.window.clear();
+        let frame = frame_duration(&in_info);
+        state.upscaler.configure(w, h, frame.map(|f| f.nseconds()));
+        // a live pipeline needs the processing time in its latency before the first frame;
+        // measure it on a warm session
+        let warm = if live {
+            match state.upscaler.warm_up() {
+                Ok(d) => Some(gst::ClockTime::from_nseconds(d.as_nanos() as u64)),
+                Err(e) => {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("the model cannot run on {}x{} frames: {}", w, h, e)
+                    );
+                    return Err(gst::loggable_error!(CAT, "warm-up failed"));
+                }
+            }
+        } else {
+            None
+        };
+        *self.meta_infos.lock().unwrap() = Some((in_info.clone(), out_info.clone()));
         state.caps = Some(Negotiated {
             matrix: matrix_of(&in_info),
             in_info,
             out_info,
             layout,
         });
-        gst::debug!(CAT, imp = self, "configured {incaps} -> {outcaps}");
+        drop(guard);
+        let changed = {
+            let mut t = self.timing.lock().unwrap();
+            t.frame = frame.or(Some(gst::ClockTime::ZERO));
+            t.upstream_live = live;
+            if warm.is_some() {
+                t.processing = warm;
+            }
+            self.refresh_latency(&mut t)
+        };
+        if changed {
+            self.announce_latency();
+        }
+        gst::debug!(
+            CAT,
+            imp = self,
+            "configured {incaps} -> {outcaps} (live: {live}, warm-up {warm:?})"
+        );
         Ok(())
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
         match event.view() {
-            gst::EventView::Eos(_) => {
+            gst::EventView::Eos(_)
+            | gst::EventView::Segment(_)
+            | gst::EventView::StreamStart(_) => {
+                // a run ends here: its frames leave before the event, in their own segment
                 if let Err(e) = self.drain_and_push() {
-                    gst::warning!(CAT, imp = self, "draining at EOS failed: {e:?}");
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "draining before {:?} failed: {e:?}",
+                        event.type_()
+                    );
                 }
+                self.parent_sink_event(event)
             }
             gst::EventView::FlushStop(_) => {
-                if let Some(state) = self.state.lock().unwrap().as_mut() {
-                    state.window.clear();
-                    state.ready.clear();
+                let sticky: Vec<gst::Event> = {
+                    let mut guard = self.state.lock().unwrap();
+                    match guard.as_mut() {
+                        Some(state) => {
+                            state.upscaler.reset();
+                            state.discont_next = false;
+                            state
+                                .held
+                                .drain(..)
+                                .map(|(_, e)| e)
+                                .filter(|e| e.is_sticky())
+                                .collect()
+                        }
+                        None => Vec::new(),
+                    }
+                };
+                self.timing.lock().unwrap().earliest = None;
+                let ok = self.parent_sink_event(event);
+                let src = self.obj().src_pad().clone();
+                for e in sticky {
+                    src.push_event(e);
                 }
+                ok
+            }
+            gst::EventView::Gap(g) => {
+                let (pts, duration) = g.get();
+                let max_gap = self.settings.lock().unwrap().continuity.max_gap;
+                let brk = self.state.lock().unwrap().as_mut().and_then(|s| {
+                    s.upscaler
+                        .gap(pts.nseconds(), duration.map(|d| d.nseconds()), max_gap)
+                });
+                if brk.is_some() {
+                    self.post_stats(|s| s.restarts += 1);
+                    if let Err(e) = self.drain_and_push() {
+                        gst::warning!(CAT, imp = self, "draining before a gap failed: {e:?}");
+                    }
+                }
+                self.hold_or_forward(event)
+            }
+            gst::EventView::Caps(_) | gst::EventView::FlushStart(_) => {
+                self.parent_sink_event(event)
+            }
+            _ if event.is_serialized() => self.hold_or_forward(event),
+            _ => self.parent_sink_event(event),
+        }
+    }
+
+    fn src_event(&self, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::Qos(q) => {
+                let (_, proportion, diff, timestamp) = q.get();
+                let mut t = self.timing.lock().unwrap();
+                t.proportion = proportion;
+                t.earliest = timestamp.map(|ts| {
+                    gst::ClockTime::from_nseconds(ts.nseconds().saturating_add_signed(diff))
+                });
+            }
+            gst::EventView::Latency(l) => {
+                self.timing.lock().unwrap().pipeline_latency = Some(l.latency());
             }
             _ => {}
         }
-        self.parent_sink_event(event)
+        self.parent_src_event(event)
     }
 
     fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
-        if direction == gst::PadDirection::Src
-            && let gst::QueryViewMut::Latency(q) = query.view_mut()
-        {
-            let mut upstream = gst::query::Latency::new();
-            if !self.obj().sink_pad().peer_query(&mut upstream) {
-                return false;
+        match query.view_mut() {
+            gst::QueryViewMut::Latency(q) if direction == gst::PadDirection::Src => {
+                // no state lock here: an inference may hold it for seconds
+                let Some(ours) = self.timing.lock().unwrap().reported else {
+                    gst::debug!(CAT, imp = self, "latency unknown before caps");
+                    return false;
+                };
+                let mut upstream = gst::query::Latency::new();
+                if !self.obj().sink_pad().peer_query(&mut upstream) {
+                    return false;
+                }
+                let (live, min, max) = upstream.result();
+                gst::debug!(CAT, imp = self, "latency: upstream {min} + ours {ours}");
+                q.set(live, min + ours, max.map(|m| m + ours));
+                true
             }
-            let (live, min, max) = upstream.result();
-            let radius = (*self.window_len.lock().unwrap()).saturating_sub(1) / 2;
-            let frame = self
-                .state
-                .lock()
-                .unwrap()
-                .as_ref()
-                .and_then(|s| s.caps.as_ref())
-                .map(|c| c.in_info.fps())
-                .filter(|f| f.numer() > 0)
-                .and_then(|f| {
-                    gst::ClockTime::SECOND.mul_div_floor(f.denom() as u64, f.numer() as u64)
-                })
-                .unwrap_or(gst::ClockTime::ZERO);
-            let ours = frame * radius as u64;
-            gst::debug!(
-                CAT,
-                imp = self,
-                "latency: upstream {min} + {radius} frames = {}",
-                min + ours
-            );
-            q.set(live, min + ours, max.map(|m| m + ours));
+            gst::QueryViewMut::AcceptCaps(q) if direction == gst::PadDirection::Sink => {
+                let interlaced = q.caps().structure(0).is_some_and(|s| {
+                    s.get::<&str>("interlace-mode")
+                        .is_ok_and(|m| m != "progressive")
+                });
+                if interlaced
+                    && !std::mem::replace(&mut *self.interlace_warned.lock().unwrap(), true)
+                {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Format,
+                        ("interlaced video is not supported: put deinterlace before mstgansr"),
+                        ["refused caps {}", q.caps()]
+                    );
+                }
+                BaseTransformImplExt::parent_query(self, direction, query)
+            }
+            _ => BaseTransformImplExt::parent_query(self, direction, query),
+        }
+    }
+
+    fn propose_allocation(
+        &self,
+        decide_query: Option<&gst::query::Allocation>,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        self.parent_propose_allocation(decide_query, query)?;
+        // input frames are read through VideoFrame, which honours padded strides
+        query.add_allocation_meta::<gst_video::VideoMeta>(None);
+        Ok(())
+    }
+
+    fn decide_allocation(
+        &self,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        // as GstVideoFilter: downstream's pool if it offers one, else a video pool of our own
+        let (caps, _) = query.get_owned();
+        let caps =
+            caps.ok_or_else(|| gst::loggable_error!(CAT, "allocation query without caps"))?;
+        let info = VideoInfo::from_caps(&caps)
+            .map_err(|_| gst::loggable_error!(CAT, "bad output caps {caps}"))?;
+        let offered = query.allocation_pools().next();
+        let (pool, size, min, max, update) = match offered {
+            Some((pool, size, min, max)) => {
+                (pool, (size as usize).max(info.size()), min, max, true)
+            }
+            None => (None, info.size(), 0, 0, false),
+        };
+        let pool = pool.unwrap_or_else(|| gst_video::VideoBufferPool::new().upcast());
+        let mut config = pool.config();
+        config.set_params(Some(&caps), size as u32, min, max);
+        if pool.has_option(gst_video::BUFFER_POOL_OPTION_VIDEO_META) {
+            config.add_option(gst_video::BUFFER_POOL_OPTION_VIDEO_META);
+        }
+        if pool.set_config(config).is_err() {
+            // a pool may adjust the config: take what it gives
+            let config = pool.config();
+            if config
+                .validate_params(Some(&caps), size as u32, min, max)
+                .is_err()
+            {
+                gst::debug!(CAT, imp = self, "pool changed its config");
+            }
+            let _ = pool.set_config(config);
+        }
+        if update {
+            query.set_nth_allocation_pool(0, Some(&pool), size as u32, min, max);
+        } else {
+            query.add_allocation_pool(Some(&pool), size as u32, min, max);
+        }
+        self.parent_decide_allocation(query)
+    }
+
+    fn transform_meta<'a>(
+        &self,
+        outbuf: &mut gst::BufferRef,
+        meta: gst::MetaRef<'a, gst::Meta>,
+        inbuf: &'a gst::BufferRef,
+    ) -> bool {
+        // as videoscale: metas without tags, or about the picture but not its memory, are
+        // copied; those tied to the size are scaled
+        let tags = meta.tags();
+        if tags.is_empty() {
             return true;
         }
-        BaseTransformImplExt::parent_query(self, direction, query)
+        let ok = ["video", "colorspace", "orientation", "size"];
+        if !tags.iter().all(|t| ok.contains(&t.as_str())) {
+            return false;
+        }
+        if !meta.has_tag::<gst_video::video_meta::tags::Size>() {
+            return true;
+        }
+        if let Some((in_info, out_info)) = self.meta_infos.lock().unwrap().as_ref() {
+            let scale = gst_video::video_meta::VideoMetaTransformScale::new(in_info, out_info);
+            let _ = meta.transform(outbuf, &scale);
+        }
+        let _ = inbuf;
+        false
     }
 
     fn generate_output(&self) -> Result<GenerateOutputSuccess, gst::FlowError> {
-        let mut guard = self.state.lock().unwrap();
-        let Some(state) = guard.as_mut() else {
-            return Err(gst::FlowError::Flushing);
-        };
-        if let Some(buffer) = self.take_queued_buffer() {
-            if buffer.flags().contains(gst::BufferFlags::DISCONT) && state.window.pending() > 0 {
-                // a gap: finish the old run of frames, then start clean
-                let outs = self.drain_state(state)?;
-                state.ready.extend(outs);
-            }
-            let Some(neg) = state.caps.as_ref() else {
-                return Err(gst::FlowError::NotNegotiated);
+        loop {
+            let step = {
+                let mut guard = self.state.lock().unwrap();
+                let Some(state) = guard.as_mut() else {
+                    return Err(gst::FlowError::Flushing);
+                };
+                if let Some(buffer) = self.take_queued_buffer() {
+                    self.accept(state, buffer)?;
+                }
+                self.step(state)?
             };
-            let frame = self.to_frame(neg, buffer)?;
-            if let Some(win) = state.window.push(frame) {
-                let out = self.process(state, &win)?;
-                state.ready.push_back(out);
+            match step {
+                Step::Idle => return Ok(GenerateOutputSuccess::NoOutput),
+                Step::Out(events, Some(buf)) => {
+                    self.push_step(events, None)?;
+                    return Ok(GenerateOutputSuccess::Buffer(buf));
+                }
+                // a dropped output: its events go out, then the next window
+                Step::Out(events, None) => self.push_step(events, None)?,
             }
         }
-        Ok(match state.ready.pop_front() {
-            Some(b) => GenerateOutputSuccess::Buffer(b),
-            None => GenerateOutputSuccess::NoOutput,
-        })
     }
 
     fn transform_size(

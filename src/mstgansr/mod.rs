@@ -3,6 +3,8 @@
 use gst::glib;
 use gst::prelude::*;
 
+use crate::engine;
+
 mod imp;
 
 /// Which onnxruntime execution provider runs the model.
@@ -40,6 +42,43 @@ pub enum Precision {
     Int8 = 3,
 }
 
+/// What happens to a frame whose output would be late (QoS).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstMstGanSrLateFrames")]
+pub enum LateFrames {
+    #[default]
+    #[enum_value(name = "Drop: no output for a late frame", nick = "drop")]
+    Drop = 0,
+    #[enum_value(
+        name = "Resize: a late frame is upscaled bilinearly instead, so the frame rate holds",
+        nick = "resize"
+    )]
+    Resize = 1,
+}
+
+impl From<ExecutionProvider> for engine::Provider {
+    fn from(p: ExecutionProvider) -> Self {
+        match p {
+            ExecutionProvider::Auto => engine::Provider::Auto,
+            ExecutionProvider::Cpu => engine::Provider::Cpu,
+            ExecutionProvider::Cuda => engine::Provider::Cuda,
+            ExecutionProvider::TensorRt => engine::Provider::TensorRt,
+        }
+    }
+}
+
+impl From<Precision> for engine::Precision {
+    fn from(p: Precision) -> Self {
+        match p {
+            Precision::Auto => engine::Precision::Auto,
+            Precision::Fp32 => engine::Precision::Fp32,
+            Precision::Fp16 => engine::Precision::Fp16,
+            Precision::Int8 => engine::Precision::Int8,
+        }
+    }
+}
+
 glib::wrapper! {
     pub struct MstGanSr(ObjectSubclass<imp::MstGanSr>) @extends gst_base::BaseTransform, gst::Element, gst::Object;
 }
@@ -49,6 +88,7 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     {
         ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
         Precision::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+        LateFrames::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     }
     gst::Element::register(
         Some(plugin),

@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! The split-graph feature cache: a model `X.onnx` may come with `X.extractor.onnx`
+//! (`frame [N,3,H,W]` -> `feat0..2`, the per-frame features at 3 pyramid levels) and
+//! `X.fusion.onnx` (`frames` + `feat0..2 [N,T,C,h,w]` -> `upscaled`), the same network cut in
+//! two. Each frame sits in T windows; with the pair its features are computed once and reused.
+
+use std::path::{Path, PathBuf};
+
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use super::config::{ActiveProvider, EngineConfig};
+use super::contract;
+use super::providers::session_builder;
+
+/// Whether the per-frame feature cache runs, and why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeatureCache {
+    /// The model's extractor/fusion pair runs: one extractor pass per frame.
+    Active,
+    /// Switched off by the caller.
+    Disabled,
+    /// The model has no extractor/fusion pair next to it (an older or third-party model).
+    Absent,
+    /// A pair is there but cannot be used (the reason); the whole graph runs instead.
+    Rejected(String),
+}
+
+/// One frame's output of the extractor graph: 3 pyramid levels, each planar `[C, h, w]`.
+#[derive(Debug)]
+pub struct Features {
+    levels: [Vec<f32>; 3],
+    dims: [(usize, usize); 3],
+}
+
+/// The extractor and fusion graphs of a model and the buffers that stack a window's features.
+pub(super) struct SplitGraphs {
+    extractor: Session,
+    fusion: Session,
+    channels: usize,
+    stacked: [Vec<f32>; 3],
+}
+
+/// `X.extractor.onnx` and `X.fusion.onnx` for the model file `X.onnx`.
+#[must_use]
+pub fn split_paths(model: &Path) -> Option<(PathBuf, PathBuf)> {
+    let stem = model.file_stem()?.to_str()?;
+    Some((
+        model.with_file_name(format!("{stem}.extractor.onnx")),
+        model.with_file_name(format!("{stem}.fusion.onnx")),
+    ))
+}
+
+/// Loads the pair next to `cfg.model_path` if it is there and usable.
+pub(super) fn load(
+    cfg: &EngineConfig,
+    active: ActiveProvider,
+    whole: &Session,
+) -> (Option<SplitGraphs>, FeatureCache) {
+    if !cfg.feature_cache {
+        return (None, FeatureCache::Disabled);
+    }
+    match split_paths(&cfg.model_path) {
+        Some((ext, fus)) if ext.is_file() && fus.is_file() => {
+            match load_pair(cfg, active, whole, &ext, &fus) {
+                Ok(split) => (Some(split), FeatureCache::Active),
+                Err(reason) => (None, FeatureCache::Rejected(reason)),
+            }
+        }
+        _ => (None, FeatureCache::Absent),
+    }
+}
+
+/// Loads the pair on the provider the whole graph got, and checks that it was cut from that
+/// same model (a stale pair would silently give another network's output).
+fn load_pair(
+    cfg: &EngineConfig,
+    active: ActiveProvider,
+    whole: &Session,
+    ext_path: &Path,
+    fus_path: &Path,
+) -> Result<SplitGraphs, String> {
+    let load_one = |path: &Path| -> Result<Session, String> {
+        let (b, _, _) = session_builder(cfg, active.as_request()).map_err(|e| e.to_string())?;
+        // the two graphs run back to back on separate thread pools: a pool that spins after
+        // its run takes the cores the other graph needs next (measured: fusion 235 -> 270 ms
+        // after an extractor run, and no gain from the cache at all), so both pools sleep
+        let mut b = b.with_intra_op_spinning(false).map_err(|e| e.to_string())?;
+        b.commit_from_file(path)
+            .map_err(|e| format!("{} could not be loaded: {e}", path.display()))
+    };
+    let (extractor, fusion) = (load_one(ext_path)?, load_one(fus_path)?);
+    let channels = contract::split_pair(
+        whole,
+        &cfg.model_path,
+        (&extractor, ext_path),
+        (&fusion, fus_path),
+    )?;
+    Ok(SplitGraphs {
+        extractor,
+        fusion,
+        channels,
+        stacked: Default::default(),
+    })
+}
+
+impl SplitGraphs {
+    /// Runs the extractor graph on one frame (`[3, H, W]` planar RGB).
+    pub(super) fn extract(
+        &mut self,
+        rgb: &[f32],
+        width: usize,
+        height: usize,
+    ) -> Result<Features, String> {
+        let input = TensorRef::from_array_view(([1usize, 3, height, width], rgb))
+            .map_err(|e| e.to_string())?;
+        let outputs = self
+            .extractor
+            .run(ort::inputs!["frame" => input])
+            .map_err(|e| e.to_string())?;
+        let mut levels: [Vec<f32>; 3] = Default::default();
+        let mut dims = [(0, 0); 3];
+        for (lvl, (level, dim)) in levels.iter_mut().zip(dims.iter_mut()).enumerate() {
+            let (shape, data) = outputs[lvl]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| e.to_string())?;
+            if shape.len() != 4 || shape[0] != 1 || shape[1] != self.channels as i64 {
+                return Err(format!(
+                    "level {lvl} has shape {shape:?}, expected [1, {}, h, w]",
+                    self.channels
+                ));
+            }
+            *dim = (shape[2] as usize, shape[3] as usize);
+            *level = data.to_vec();
+        }
+        Ok(Features { levels, dims })
+    }
+
+    /// Runs the fusion graph on a window (`frames` `[T,3,H,W]`, `feats[i]` of frame i) and
+    /// hands its output to `take`.
+    pub(super) fn fuse(
+        &mut self,
+        frames: &[f32],
+        feats: &[&Features],
+        (width, height): (usize, usize),
+        take: impl FnOnce(&ort::value::DynValue) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let t = feats.len();
+        for lvl in 0..3 {
+            let dims = feats[0].dims[lvl];
+            if feats.iter().any(|f| f.dims[lvl] != dims) {
+                return Err("the window's frames have features of different sizes".into());
+            }
+            let stacked = &mut self.stacked[lvl];
+            stacked.clear();
+            for f in feats {
+                stacked.extend_from_slice(&f.levels[lvl]);
+            }
+        }
+        let c = self.channels;
+        let [s0, s1, s2] = &self.stacked;
+        let [d0, d1, d2] = feats[0].dims;
+        let e = |e: ort::Error| e.to_string();
+        let v0 =
+            TensorRef::from_array_view(([1usize, t, c, d0.0, d0.1], s0.as_slice())).map_err(e)?;
+        let v1 =
+            TensorRef::from_array_view(([1usize, t, c, d1.0, d1.1], s1.as_slice())).map_err(e)?;
+        let v2 =
+            TensorRef::from_array_view(([1usize, t, c, d2.0, d2.1], s2.as_slice())).map_err(e)?;
+        let input =
+            TensorRef::from_array_view(([1usize, t, 3, height, width], frames)).map_err(e)?;
+        let outputs = self
+            .fusion
+            .run(ort::inputs![
+                "frames" => input,
+                "feat0" => v0,
+                "feat1" => v1,
+                "feat2" => v2,
+            ])
+            .map_err(e)?;
+        take(&outputs[0])
+    }
+}

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! How much memory an inference may take: the smallest of what the machine has free
+//! (MemAvailable), what this process's cgroup still allows, what its address-space limit
+//! (RLIMIT_AS) leaves, and what the user allows (`max-memory`). Linux files only; a bound that
+//! cannot be read is left out.
+
+use std::path::Path;
+
+/// Rough peak memory of one inference (activations dominate), to refuse sizes that cannot fit.
+pub fn estimated_bytes(width: usize, height: usize, window: usize, scale: usize) -> u64 {
+    let px = (width * height) as u64;
+    // T frames of 32-ch features at 3 pyramid levels, ~6 live 48-ch maps, HR output and skip
+    px * 4 * (window as u64 * 32 * 2 + 48 * 6 + 3 * (scale * scale) as u64 * 4)
+}
+
+/// One limit and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub bytes: u64,
+    pub source: &'static str,
+}
+
+fn read_u64(path: impl AsRef<Path>) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// `key:   <n> kB` from a /proc file like meminfo or status, in bytes.
+fn proc_kb(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    let kb: u64 = line[key.len()..].split_whitespace().next()?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn mem_available() -> Option<u64> {
+    proc_kb(
+        &std::fs::read_to_string("/proc/meminfo").ok()?,
+        "MemAvailable:",
+    )
+}
+
+/// What the cgroup (v2, else v1) still allows: limit minus current usage.
+fn cgroup_headroom() -> Option<u64> {
+    let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    for line in cg.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        if controllers.is_empty() {
+            let dir = Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+            // "max" does not parse: no limit
+            if let (Some(max), Some(cur)) = (
+                read_u64(dir.join("memory.max")),
+                read_u64(dir.join("memory.current")),
+            ) {
+                return Some(max.saturating_sub(cur));
+            }
+        } else if controllers.split(',').any(|c| c == "memory") {
+            let dir = Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/'));
+            if let (Some(max), Some(cur)) = (
+                read_u64(dir.join("memory.limit_in_bytes")),
+                read_u64(dir.join("memory.usage_in_bytes")),
+            ) && max < (1u64 << 60)
+            {
+                return Some(max.saturating_sub(cur));
+            }
+        }
+    }
+    None
+}
+
+/// What RLIMIT_AS leaves of the address space (limit minus the current VmSize).
+fn address_space_headroom() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?;
+    let soft: u64 = line["Max address space".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?; // "unlimited" does not parse
+    let used = proc_kb(
+        &std::fs::read_to_string("/proc/self/status").ok()?,
+        "VmSize:",
+    )?;
+    Some(soft.saturating_sub(used))
+}
+
+/// Every limit that applies, smallest first; `max_memory` 0 = none from the user.
+pub fn limits(max_memory: u64) -> Vec<Limit> {
+    let mut l: Vec<Limit> = [
+        (mem_available(), "free memory (MemAvailable)"),
+        (cgroup_headroom(), "the cgroup memory limit"),
+        (
+            address_space_headroom(),
+            "the address-space limit (ulimit -v)",
+        ),
+        ((max_memory > 0).then_some(max_memory), "max-memory"),
+    ]
+    .into_iter()
+    .filter_map(|(b, source)| b.map(|bytes| Limit { bytes, source }))
+    .collect();
+    l.sort_by_key(|x| x.bytes);
+    l
+}
+
+/// The tightest limit, if any can be read.
+pub fn bound(max_memory: u64) -> Option<Limit> {
+    limits(max_memory).into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_limit_wins_when_smallest() {
+        let b = bound(1 << 20).unwrap();
+        assert_eq!(b.bytes, 1 << 20);
+        assert_eq!(b.source, "max-memory");
+        assert!(limits(0).iter().all(|l| l.source != "max-memory"));
+    }
+
+    #[test]
+    fn proc_lines_parse() {
+        assert_eq!(
+            proc_kb(
+                "MemTotal: 10 kB\nMemAvailable:   2048 kB\n",
+                "MemAvailable:"
+            ),
+            Some(2048 * 1024)
+        );
+        assert_eq!(proc_kb("VmSize:\t  12 kB", "VmSize:"), Some(12 * 1024));
+    }
+}

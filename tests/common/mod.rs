@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Helpers shared by the element tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Once;
+
+use gst::glib;
+use gst::prelude::*;
+use gst_check::Harness;
+
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstmstgansr::plugin_register_static().expect("register plugin");
+    });
+}
+
+pub fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("models/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub fn harness(model: &str, scale: u32) -> Harness {
+    harness_cache(model, scale, true)
+}
+
+pub fn harness_cache(model: &str, scale: u32, feature_cache: bool) -> Harness {
+    init();
+    let el = gst::ElementFactory::make("mstgansr")
+        .property("model-location", fixture(model))
+        .property("scale", scale)
+        .property("feature-cache", feature_cache)
+        .property_from_str("execution-provider", "cpu")
+        .property("threads", 1u32)
+        .build()
+        .unwrap();
+    Harness::with_element(&el, Some("sink"), Some("src"))
+}
+
+pub fn caps(format: &str, w: u32, h: u32) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", format)
+        .field("width", w as i32)
+        .field("height", h as i32)
+        .field("framerate", gst::Fraction::new(25, 1))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
+}
+
+pub fn frame_buffer(info: &gst_video::VideoInfo, index: u64, seed: u8) -> gst::Buffer {
+    let mut buf = gst::Buffer::with_size(info.size()).unwrap();
+    {
+        let b = buf.get_mut().unwrap();
+        let mut map = b.map_writable().unwrap();
+        for (i, v) in map.iter_mut().enumerate() {
+            *v = ((i as u64 * 31 + index * 17 + seed as u64 * 101) % 251) as u8;
+        }
+        drop(map);
+        b.set_pts(gst::ClockTime::from_mseconds(40 * index));
+        b.set_duration(gst::ClockTime::from_mseconds(40));
+        b.set_offset(index);
+    }
+    buf
+}
+
+pub fn push_frames(h: &mut Harness, info: &gst_video::VideoInfo, n: u64, seed: u8) {
+    for i in 0..n {
+        h.push(frame_buffer(info, i, seed)).unwrap();
+    }
+}
+
+pub fn pull_all(h: &mut Harness) -> Vec<gst::Buffer> {
+    let mut out = vec![];
+    while let Some(b) = h.try_pull() {
+        out.push(b);
+    }
+    out
+}
+
+/// What the bus said: (headline, debug) of every error and warning.
+#[derive(Debug, Default)]
+pub struct Messages {
+    pub errors: Vec<(String, String)>,
+    pub warnings: Vec<(String, String)>,
+}
+
+/// Runs `appsrc caps=<src_caps> ! mstgansr <props> ! fakesink` with 3 frames until EOS or the
+/// first error.
+pub fn run_pipeline(props: &str, src_caps: &str) -> Messages {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time caps=\"{src_caps},framerate=25/1\" ! mstgansr name=sr {props} ! fakesink"
+    ))
+    .unwrap();
+    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+    let appsrc = bin
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let bus = pipeline.bus().unwrap();
+    let started = pipeline.set_state(gst::State::Playing).is_ok();
+    if started {
+        let caps = gst::Caps::from_str(src_caps).unwrap();
+        // formats the element cannot take have no VideoInfo size we trust: a token buffer is enough
+        let size = gst_video::VideoInfo::from_caps(&caps)
+            .map(|i| i.size())
+            .unwrap_or(1)
+            .min(1 << 24);
+        for i in 0..3u64 {
+            let mut b = gst::Buffer::with_size(size).unwrap();
+            b.get_mut()
+                .unwrap()
+                .set_pts(gst::ClockTime::from_mseconds(40 * i));
+            if appsrc.push_buffer(b).is_err() {
+                break;
+            }
+        }
+        let _ = appsrc.end_of_stream();
+    }
+    let mut m = Messages::default();
+    let text = |e: &glib::Error, d: Option<glib::GString>| {
+        (
+            e.message().to_string(),
+            d.map(|d| d.to_string()).unwrap_or_default(),
+        )
+    };
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(30)) {
+        match msg.view() {
+            gst::MessageView::Error(e) => {
+                m.errors.push(text(&e.error(), e.debug()));
+                break;
+            }
+            gst::MessageView::Warning(w) => m.warnings.push(text(&w.error(), w.debug())),
+            gst::MessageView::Eos(_) => break,
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    m
+}
+
+/// The first error (or, with `want_warning`, every warning) as "headline | debug" lines, or
+/// None if there was none. An error when a warning is wanted fails the test.
+pub fn run_expect_message(props: &str, src_caps: &str, want_warning: bool) -> Option<String> {
+    let m = run_pipeline(props, src_caps);
+    let join = |v: &[(String, String)]| {
+        (!v.is_empty()).then(|| {
+            v.iter()
+                .map(|(h, d)| format!("{h} | {d}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    };
+    if want_warning {
+        assert!(m.errors.is_empty(), "unexpected error {:?}", m.errors);
+        join(&m.warnings)
+    } else {
+        join(&m.errors[..m.errors.len().min(1)])
+    }
+}
+
+pub const CAPS: &str = "video/x-raw,format=RGB,width=32,height=24";
