@@ -138,6 +138,8 @@ struct State {
     next_seq: u64,
     /// An output was dropped: the next one is a discontinuity.
     discont_next: bool,
+    /// PTS of the last frame received.
+    newest_pts: Option<gst::ClockTime>,
     resize_scratch: Vec<f32>,
 }
 
@@ -432,6 +434,7 @@ impl MstGanSr {
             pts: buffer.pts().map(|t| t.nseconds()),
             discont: buffer.flags().contains(gst::BufferFlags::DISCONT),
         };
+        state.newest_pts = buffer.pts();
         drop(buffer);
         let seq = state.next_seq;
         state.next_seq += 1;
@@ -507,6 +510,29 @@ impl MstGanSr {
         }
     }
 
+    /// Live, with QoS, and frames wait upstream: the newest one to arrive was captured more
+    /// than two frame durations ago (a leaky queue's backlog after a slow inference).
+    fn backlogged(&self, newest: Option<gst::ClockTime>) -> bool {
+        let obj = self.obj();
+        if !obj.is_qos() {
+            return false;
+        }
+        let rt = newest.and_then(|pts| {
+            obj.segment()
+                .downcast::<gst::ClockTime>()
+                .ok()
+                .and_then(|seg| seg.to_running_time(pts))
+        });
+        let (Some(rt), Some(clock), Some(base)) = (rt, obj.clock(), obj.base_time()) else {
+            return false;
+        };
+        let t = self.timing.lock().unwrap();
+        let Some(frame) = t.frame.filter(|f| *f > gst::ClockTime::ZERO) else {
+            return false;
+        };
+        t.upstream_live && clock.time().saturating_sub(base) > rt + frame * 2
+    }
+
     /// An output buffer from the base class's allocation path (the negotiated pool), carrying
     /// the centre frame's timestamps, flags and metas, filled from `rgb` (`[3, sH, sW]`).
     fn make_output(
@@ -577,7 +603,12 @@ impl MstGanSr {
         let pts = centre.holder.as_ref().and_then(|b| b.pts());
         let full = next.distinct() == state.upscaler.window_len();
         let events = Self::events_before(state, seq);
-        let verdict = self.verdict(pts);
+        let mut verdict = self.verdict(pts);
+        if verdict == Verdict::Infer && !full && self.backlogged(state.newest_pts) {
+            // more frames are waiting and most will go uninferred: spend the inference on a
+            // window of T real neighbours, not on one that replicates the edge of a run
+            verdict = Verdict::TooLateToInfer(0);
+        }
         let policy = self.settings.lock().unwrap().late_frames;
         let Some(neg) = state.caps.as_ref() else {
             return Err(gst::FlowError::NotNegotiated);
@@ -1169,6 +1200,7 @@ impl BaseTransformImpl for MstGanSr {
             held: VecDeque::new(),
             next_seq: 0,
             discont_next: false,
+            newest_pts: None,
             resize_scratch: Vec::new(),
         });
         Ok(())
