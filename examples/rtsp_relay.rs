@@ -4,7 +4,7 @@
 //!
 //!     cargo run --release --example rtsp_relay -- --source rtsp://camera/stream \
 //!         [--listen 127.0.0.1 --port 8555 --mount /upscaled] [--width 320 --height 240 --fps 15]
-//!         [--scale 2] [--model PATH] [--provider auto]
+//!         [--scale 2] [--model PATH] [--provider auto] [--late-frames resize|drop]
 //!
 //! Serves rtsp://<listen>:<port><mount> at (scale x width) x (scale x height).
 //!
@@ -13,10 +13,13 @@
 //!   When the camera errors, ends, or sends no frame for 3 s, the ingest is torn down and
 //!   rebuilt with a backoff (0.5 s doubling to 5 s) until the camera is back. Clients stay
 //!   connected all along; while the camera is away they get black frames at the served size.
-//! - Live when inference is slower than the camera: frames wait in a leaky queue of ONE frame in
-//!   front of the upscaler; a newer frame replaces an older one that inference has not taken
-//!   yet. So the served stream runs at the rate inference achieves, at a bounded latency, and
-//!   no queue grows. (The window of the model then sees the frames that were kept.)
+//! - Live when inference is slower than the camera: every frame reaches the upscaler through a
+//!   leaky queue bounded at 1 s (a longer backlog drops its oldest frames), so the model's
+//!   window sees consecutive frames. With QoS the upscaler spends inference only on frames whose
+//!   output can still be on time and upscales the others bilinearly (`--late-frames resize`, the
+//!   default: the served stream keeps the camera's frame rate) or drops them (`drop`). The delay
+//!   is bounded by the latency the element reports: (T-1)/2 frames plus two inferences.
+//!   `cargo run --release --example live_bench` measures these recipes side by side.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +40,7 @@ struct Config {
     scale: u32,
     model: Option<String>,
     provider: String,
+    late_frames: String,
 }
 
 const CHANNEL: &str = "mstgansr-relay";
@@ -53,6 +57,7 @@ fn parse() -> Result<Config, String> {
         scale: 2,
         model: None,
         provider: "auto".into(),
+        late_frames: "resize".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -72,6 +77,8 @@ fn parse() -> Result<Config, String> {
             "--scale" => c.scale = num(&v)?,
             "--model" => c.model = Some(v),
             "--provider" => c.provider = v,
+            "--late-frames" if v == "resize" || v == "drop" => c.late_frames = v,
+            "--late-frames" => return Err(format!("--late-frames: resize or drop, not {v}")),
             _ => return Err(format!("unknown argument {k}")),
         }
     }
@@ -85,14 +92,17 @@ fn ingest_description(c: &Config) -> String {
     format!(
         "rtspsrc location={src} latency=100 protocols=tcp ! decodebin ! videoconvert ! videoscale ! \
          videorate drop-only=true ! video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 ! \
-         queue leaky=downstream max-size-buffers=1 max-size-bytes=0 max-size-time=0 ! \
-         mstgansr name=sr scale={s} execution-provider={p} {m} ! intervideosink channel={CHANNEL}",
+         queue leaky=downstream max-size-buffers=0 max-size-bytes=0 max-size-time=1000000000 ! \
+         mstgansr name=sr scale={s} execution-provider={p} late-frames={l} {m} ! \
+         queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! \
+         intervideosink channel={CHANNEL}",
         src = c.source,
         w = c.width,
         h = c.height,
         fps = c.fps,
         s = c.scale,
         p = c.provider,
+        l = c.late_frames,
         m = c
             .model
             .as_ref()

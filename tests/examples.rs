@@ -40,6 +40,18 @@ fn tmp(name: &str) -> PathBuf {
     d.join(name)
 }
 
+/// Runs an example to success and returns its stdout.
+fn stdout_of(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed:\n{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    text
+}
+
 fn gst_launch(args: &str) {
     let st = Command::new("gst-launch-1.0")
         .arg("-q")
@@ -215,16 +227,12 @@ fn upscale_file_ctrl_c_leaves_a_playable_file() {
 
 #[test]
 fn embed_app_shows_latency_and_eos_drain() {
-    let o = Command::new(example("embed_app"))
-        .args(["--frames", "12", "--model", &fixture("fixture-x4-t5.onnx")])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = stdout_of(Command::new(example("embed_app")).args([
+        "--frames",
+        "12",
+        "--model",
+        &fixture("fixture-x4-t5.onnx"),
+    ]));
     assert!(
         text.contains("first output came after input #3 (latency 2 frames)"),
         "{text}"
@@ -232,6 +240,28 @@ fn embed_app_shows_latency_and_eos_drain() {
     assert!(text.contains("before EOS: 10 of 12"), "{text}");
     assert!(text.contains("after EOS: 12 of 12"), "{text}");
     assert!(text.contains("256x192"), "{text}");
+}
+
+#[test]
+fn live_bench_prints_its_table() {
+    let text = stdout_of(
+        Command::new(example("live_bench"))
+            .args(["--seconds", "2", "--rounds", "1", "--recipes", "c,d"])
+            .args(["--width", "64", "--height", "48", "--scale", "4"])
+            .args(["--model", &fixture("fixture-x4-t5.onnx")]),
+    );
+    for recipe in [
+        "new recipe, late-frames=drop",
+        "new recipe, late-frames=resize",
+    ] {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(&format!("| {recipe} |")))
+            .unwrap_or_else(|| panic!("no row for {recipe}:\n{text}"));
+        let fps: f64 = row.split('|').nth(2).unwrap().trim().parse().unwrap();
+        // a tiny model on 64x48 keeps up with the 30 fps camera
+        assert!(fps > 10.0, "{row}");
+    }
 }
 
 // ---- RTSP relay --------------------------------------------------------------------------------

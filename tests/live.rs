@@ -65,6 +65,16 @@ fn smooth_frame(
     buf
 }
 
+/// An x4 T=5 harness at 23x17 RGB whose element posts to a bus of its own.
+fn harness_with_bus() -> (gst_check::Harness, gst::Element, gst::Bus) {
+    let mut h = harness("fixture-x4-t5.onnx", 4);
+    let el = h.element().unwrap();
+    let bus = gst::Bus::new();
+    el.set_bus(Some(&bus));
+    h.set_src_caps(caps("RGB", 23, 17));
+    (h, el, bus)
+}
+
 fn rgb_info(w: u32, h: u32) -> gst_video::VideoInfo {
     gst_video::VideoInfo::from_caps(&caps("RGB", w, h)).unwrap()
 }
@@ -453,12 +463,7 @@ fn a_latency_message_announces_the_latency_once_known() {
 
 #[test]
 fn qos_drops_late_frames_before_inference() {
-    init();
-    let mut h = harness("fixture-x4-t5.onnx", 4);
-    let el = h.element().unwrap();
-    let bus = gst::Bus::new();
-    el.set_bus(Some(&bus));
-    h.set_src_caps(caps("RGB", 23, 17));
+    let (mut h, el, bus) = harness_with_bus();
     let info = rgb_info(23, 17);
     for i in 0..4 {
         h.push(frame_buffer(&info, i, 0)).unwrap();
@@ -531,12 +536,7 @@ fn live_overload_resizes_late_frames_and_keeps_the_rate() {
 
 #[test]
 fn ready_only_properties_are_refused_while_running() {
-    init();
-    let mut h = harness("fixture-x4-t5.onnx", 4);
-    let el = h.element().unwrap();
-    let bus = gst::Bus::new();
-    el.set_bus(Some(&bus));
-    h.set_src_caps(caps("RGB", 23, 17));
+    let (mut h, el, bus) = harness_with_bus();
     el.set_property("scale", 2u32);
     el.set_property("model-location", "/elsewhere.onnx");
     assert_eq!(el.property::<u32>("scale"), 4);
