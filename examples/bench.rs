@@ -13,7 +13,7 @@ use std::time::Instant;
 use gst::prelude::*;
 use gst_video::prelude::*;
 use gstmstgansr::engine::{Engine, EngineConfig, FeatureCache, Provider};
-use gstmstgansr::upscaler::{Arrival, Continuity, Upscaler};
+use gstmstgansr::upscaler::{Arrival, Continuity, Limits, Upscaler};
 
 struct Args {
     model: Option<PathBuf>,
@@ -166,7 +166,7 @@ fn bare_run(
         return Ok(None);
     }
     let mut up: Upscaler<()> = Upscaler::new(engine);
-    up.configure(a.width, a.height, None);
+    up.configure(a.width, a.height, None, Limits::default())?;
     up.warm_up()?;
     let continuity = Continuity {
         scene_cut_threshold: 0.0,
@@ -175,10 +175,10 @@ fn bare_run(
     let start = Instant::now();
     for f in planar {
         up.push(f.clone(), (), Arrival::default(), continuity)?;
-        while up.run_next()?.is_some() {}
+        up.run_ready()?;
     }
     up.finish();
-    while up.run_next()?.is_some() {}
+    up.run_ready()?;
     Ok(Some(planar.len() as f64 / start.elapsed().as_secs_f64()))
 }
 

@@ -2,9 +2,12 @@
 //! Upscale any file GStreamer can read into H.264 in MP4, with the audio carried through.
 //!
 //!     cargo run --release --example upscale_file -- INPUT OUTPUT.mp4 [--scale 4] [--model PATH]
-//!         [--quantizer 18] [--provider auto|cpu|cuda|tensorrt]
+//!         [--quantizer 18] [--provider auto|cpu|cuda|tensorrt] [--chroma 420|444]
 //!
-//! The video is decoded, upscaled by `mstgansr` and encoded with x264. The audio stream is not
+//! The video is decoded, upscaled by `mstgansr` and encoded with x264: H.264 High (4:2:0,
+//! 8-bit), which browsers, phones and hardware decoders play; a 10-bit input stays 10-bit as
+//! H.264 High 10 (4:2:0); `--chroma 444` keeps full chroma instead (High 4:4:4, which fewer
+//! players take). The audio stream is not
 //! decoded: it is parsed and muxed as it is (if MP4 cannot hold its codec, it is re-encoded to
 //! AAC, and the program says so). Progress, frames/s and ETA go to stderr. Ctrl-C finishes the
 //! file properly (EOS through the muxer), so what was written so far stays playable; a second
@@ -24,11 +27,12 @@ struct Args {
     model: Option<String>,
     quantizer: u32,
     provider: String,
+    chroma444: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: upscale_file INPUT OUTPUT.mp4 [--scale 2|3|4] [--model PATH] [--quantizer N] [--provider P]"
+        "usage: upscale_file INPUT OUTPUT.mp4 [--scale 2|3|4] [--model PATH] [--quantizer N] [--provider P] [--chroma 420|444]"
     );
     std::process::exit(2)
 }
@@ -42,6 +46,7 @@ fn parse() -> Args {
         model: None,
         quantizer: 18,
         provider: "auto".into(),
+        chroma444: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -51,6 +56,13 @@ fn parse() -> Args {
             "--model" => a.model = Some(val()),
             "--quantizer" => a.quantizer = val().parse().unwrap_or_else(|_| usage()),
             "--provider" => a.provider = val(),
+            "--chroma" => {
+                a.chroma444 = match val().as_str() {
+                    "420" => false,
+                    "444" => true,
+                    _ => usage(),
+                }
+            }
             "-h" | "--help" => usage(),
             _ => pos.push(k),
         }
@@ -66,6 +78,29 @@ fn parse() -> Args {
 fn fail(msg: impl std::fmt::Display) -> ! {
     eprintln!("error: {msg}");
     std::process::exit(1)
+}
+
+/// The raw format and H.264 profile for the encoder: High (4:2:0, 8-bit) unless the input is
+/// deeper than 8 bits (High 10) or 4:4:4 is asked for.
+fn set_encoding(raw: &gst::Element, coded: &gst::Element, deep: bool, chroma444: bool) {
+    let (format, profile) = match (deep, chroma444) {
+        (false, false) => ("I420", "high"),
+        (true, false) => ("I420_10LE", "high-10"),
+        (false, true) => ("Y444", "high-4:4:4"),
+        (true, true) => ("Y444_10LE", "high-4:4:4"),
+    };
+    raw.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", format)
+            .build(),
+    );
+    coded.set_property(
+        "caps",
+        gst::Caps::builder("video/x-h264")
+            .field("profile", profile)
+            .build(),
+    );
 }
 
 /// Audio codecs mp4mux takes as they are.
@@ -130,6 +165,7 @@ fn main() {
         let model = a.model.clone();
         let provider = a.provider.clone();
         let quantizer = a.quantizer;
+        let chroma444 = a.chroma444;
         parse.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pipeline_weak.upgrade() else {
                 return;
@@ -169,14 +205,39 @@ fn main() {
                 {
                     *fps_guess.lock().unwrap() = Some(f);
                 }
-                ["decodebin", "videoconvert", "queue"]
-                    .iter()
-                    .map(|f| gst::ElementFactory::make(f).build().unwrap())
+                // what the encoder gets and makes: set once the decoder says its bit depth
+                let raw = gst::ElementFactory::make("capsfilter").build().unwrap();
+                let coded = gst::ElementFactory::make("capsfilter").build().unwrap();
+                set_encoding(&raw, &coded, false, chroma444);
+                let decode = gst::ElementFactory::make("decodebin").build().unwrap();
+                let (raw2, coded2) = (raw.clone(), coded.clone());
+                decode.connect_pad_added(move |_, p| {
+                    let deep = p
+                        .current_caps()
+                        .and_then(|c| {
+                            c.structure(0)?
+                                .get::<&str>("format")
+                                .ok()
+                                .map(gst_video::VideoFormat::from_string)
+                        })
+                        .map(|f| gst_video::VideoFormatInfo::from_format(f).depth()[0] > 8)
+                        .unwrap_or(false);
+                    set_encoding(&raw2, &coded2, deep, chroma444);
+                });
+                [decode]
+                    .into_iter()
+                    .chain(
+                        ["videoconvert", "queue"]
+                            .iter()
+                            .map(|f| gst::ElementFactory::make(f).build().unwrap()),
+                    )
                     .chain([
                         sr,
                         gst::ElementFactory::make("queue").build().unwrap(),
                         gst::ElementFactory::make("videoconvert").build().unwrap(),
+                        raw,
                         enc,
+                        coded,
                         gst::ElementFactory::make("h264parse").build().unwrap(),
                     ])
                     .collect()

@@ -3,16 +3,18 @@
 # a Python venv at .venv (torch, onnxruntime, ...), and exports nothing: source
 # scripts/env.sh afterwards (the Makefile does).
 #   --train   also the still photos that training mixes in (Debian wallpaper packages, ~160 MB)
+#             and opencv-doc (box/cup clips, ~95 MB; see models/mstgan/videodata.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PKGS=(time libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp libgstrtspserver-1.0-dev
+  gstreamer1.0-plugins-base-apps
   pkg-config meson ninja-build)
 if [ "${1:-}" = "--train" ]; then
   # keep in step with PHOTO_PACKAGES in models/mstgan/data.py
-  APT_PKGS+=(lomiri-wallpapers-16.04 mate-backgrounds plasma-workspace-wallpapers)
+  APT_PKGS+=(lomiri-wallpapers-16.04 mate-backgrounds plasma-workspace-wallpapers opencv-doc)
 fi
 
 missing=()

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
-//! Pixel conversion between 8-bit video layouts and the model's planar RGB float in [0, 1].
+//! Pixel conversion between video layouts and the model's planar RGB float in [0, 1].
 //!
-//! RGB layouts convert exactly (v / 255 and back with rounding). YUV uses the BT.601 or BT.709
-//! matrix in limited or full range, as the stream's colorimetry says; 4:2:0 chroma is replicated
-//! on input and box-averaged on output. No GStreamer types here.
+//! RGB layouts convert exactly (v / 255 and back with rounding). Y'CbCr at 8, 10 or 16 bits
+//! (planar or semi-planar, 4:2:0, 4:2:2 or 4:4:4) uses the stream's matrix (BT.601, BT.709 or
+//! BT.2020) in limited or full range, in float: a round trip is exact to the rounding of the
+//! code values at every depth. Subsampled chroma is replicated on input and box-averaged on
+//! output. No GStreamer types here.
 
 /// Supported memory layouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,10 +19,69 @@ pub enum Layout {
         alpha: Option<usize>,
         bpp: usize,
     },
-    /// Planar Y, U, V with 2x2-subsampled chroma.
-    I420,
-    /// Y plane + interleaved UV plane, 2x2-subsampled.
-    Nv12,
+    /// Y'CbCr, planar or semi-planar.
+    Yuv(YuvLayout),
+}
+
+/// How a Y'CbCr frame is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YuvLayout {
+    /// Chroma in one interleaved plane (NV12, P010) rather than two.
+    pub semi_planar: bool,
+    /// V before U in the interleaved plane (NV21).
+    pub vu: bool,
+    /// Chroma subsampling: 2, 2 for 4:2:0; 2, 1 for 4:2:2; 1, 1 for 4:4:4.
+    pub sub_x: usize,
+    pub sub_y: usize,
+    /// Bits per code value: 8, 10 or 16.
+    pub depth: u32,
+    /// Samples are 16-bit little-endian words (depth above 8).
+    pub wide: bool,
+    /// The code value sits in the top bits of its word (P010).
+    pub msb: bool,
+}
+
+impl YuvLayout {
+    pub const I420: Self = Self::planar(2, 2, 8);
+    pub const NV12: Self = Self {
+        semi_planar: true,
+        ..Self::I420
+    };
+
+    /// Planar with the given subsampling and depth (LSB-aligned words above 8 bits).
+    pub const fn planar(sub_x: usize, sub_y: usize, depth: u32) -> Self {
+        Self {
+            semi_planar: false,
+            vu: false,
+            sub_x,
+            sub_y,
+            depth,
+            wide: depth > 8,
+            msb: false,
+        }
+    }
+
+    #[inline]
+    fn read(&self, plane: &[u8], i: usize) -> f32 {
+        if self.wide {
+            let w = u16::from_le_bytes([plane[2 * i], plane[2 * i + 1]]);
+            (if self.msb { w >> (16 - self.depth) } else { w }) as f32
+        } else {
+            plane[i] as f32
+        }
+    }
+
+    #[inline]
+    fn write(&self, plane: &mut [u8], i: usize, v: f32) {
+        let max = ((1u32 << self.depth) - 1) as f32;
+        let q = v.round().clamp(0.0, max) as u16;
+        if self.wide {
+            let w = if self.msb { q << (16 - self.depth) } else { q };
+            plane[2 * i..2 * i + 2].copy_from_slice(&w.to_le_bytes());
+        } else {
+            plane[i] = q as u8;
+        }
+    }
 }
 
 /// Y'CbCr coefficients.
@@ -42,22 +103,36 @@ impl YuvMatrix {
         kb: 0.0722,
         full_range: false,
     };
+    pub const BT2020: Self = Self {
+        kr: 0.2627,
+        kb: 0.0593,
+        full_range: false,
+    };
 
-    fn ranges(&self) -> (f32, f32, f32) {
-        // (luma offset, luma scale, chroma scale) in 8-bit units
+    /// (luma offset, luma scale, chroma scale, chroma midpoint) in code values at `depth` bits
+    /// (BT.2100 / BT.709: the 8-bit ranges times 2^(depth-8) for limited range).
+    fn ranges(&self, depth: u32) -> (f32, f32, f32, f32) {
+        let k = (1u32 << (depth - 8)) as f32;
+        let mid = 128.0 * k;
         if self.full_range {
-            (0.0, 255.0, 255.0)
+            let max = ((1u32 << depth) - 1) as f32;
+            (0.0, max, max, mid)
         } else {
-            (16.0, 219.0, 224.0)
+            (16.0 * k, 219.0 * k, 224.0 * k, mid)
         }
     }
 
     #[inline]
     fn yuv_to_rgb(&self, y: u8, u: u8, v: u8) -> [f32; 3] {
-        let (off, ys, cs) = self.ranges();
-        let yf = (y as f32 - off) / ys;
-        let cb = (u as f32 - 128.0) / cs;
-        let cr = (v as f32 - 128.0) / cs;
+        self.codes_to_rgb(y as f32, u as f32, v as f32, 8)
+    }
+
+    #[inline]
+    fn codes_to_rgb(&self, y: f32, u: f32, v: f32, depth: u32) -> [f32; 3] {
+        let (off, ys, cs, mid) = self.ranges(depth);
+        let yf = (y - off) / ys;
+        let cb = (u - mid) / cs;
+        let cr = (v - mid) / cs;
         let kg = 1.0 - self.kr - self.kb;
         let r = yf + 2.0 * (1.0 - self.kr) * cr;
         let b = yf + 2.0 * (1.0 - self.kb) * cb;
@@ -70,19 +145,32 @@ impl YuvMatrix {
         self.kr * r + (1.0 - self.kr - self.kb) * g + self.kb * b
     }
 
-    #[inline]
+    #[cfg(test)]
     fn y_byte(&self, y: f32) -> u8 {
-        let (off, ys, _) = self.ranges();
-        to_byte(off + ys * y)
+        to_byte(self.y_code(y, 8))
     }
 
-    #[inline]
+    #[cfg(test)]
     fn chroma_bytes(&self, r: f32, g: f32, b: f32) -> (u8, u8) {
-        let (_, _, cs) = self.ranges();
+        let (u, v) = self.chroma_codes(r, g, b, 8);
+        (to_byte(u), to_byte(v))
+    }
+
+    /// Luma code value (unrounded) for luma `y` in [0, 1].
+    #[inline]
+    fn y_code(&self, y: f32, depth: u32) -> f32 {
+        let (off, ys, _, _) = self.ranges(depth);
+        off + ys * y
+    }
+
+    /// Cb, Cr code values (unrounded) for an RGB colour.
+    #[inline]
+    fn chroma_codes(&self, r: f32, g: f32, b: f32, depth: u32) -> (f32, f32) {
+        let (_, _, cs, mid) = self.ranges(depth);
         let y = self.luma(r, g, b);
         let cb = (b - y) / (2.0 * (1.0 - self.kb));
         let cr = (r - y) / (2.0 * (1.0 - self.kr));
-        (to_byte(128.0 + cs * cb), to_byte(128.0 + cs * cr))
+        (mid + cs * cb, mid + cs * cr)
     }
 }
 
@@ -134,13 +222,14 @@ pub fn to_rgb_planar(
                 }
             }
         }
-        Layout::I420 | Layout::Nv12 => {
+        Layout::Yuv(l) if l == YuvLayout::I420 || l == YuvLayout::NV12 => {
+            // the common 8-bit 4:2:0 layouts, kept on their own fast loop
             for y in 0..height {
                 let yrow = &src.data[0][y * src.strides[0]..];
                 let cy = y / 2;
                 for (x, &luma) in yrow[..width].iter().enumerate() {
                     let cx = x / 2;
-                    let (u, v) = if layout == Layout::I420 {
+                    let (u, v) = if !l.semi_planar {
                         (
                             src.data[1][cy * src.strides[1] + cx],
                             src.data[2][cy * src.strides[2] + cx],
@@ -155,6 +244,32 @@ pub fn to_rgb_planar(
                     gp[i] = g;
                     bp[i] = b;
                 }
+            }
+        }
+        Layout::Yuv(l) => {
+            let bps = if l.wide { 2 } else { 1 };
+            for y in 0..height {
+                let yrow = &src.data[0][y * src.strides[0]..];
+                let cy = y / l.sub_y;
+                for x in 0..width {
+                    let cx = x / l.sub_x;
+                    let (u, v) = if l.semi_planar {
+                        let row = &src.data[1][cy * src.strides[1]..];
+                        let (a, b) = (l.read(row, 2 * cx), l.read(row, 2 * cx + 1));
+                        if l.vu { (b, a) } else { (a, b) }
+                    } else {
+                        (
+                            l.read(&src.data[1][cy * src.strides[1]..], cx),
+                            l.read(&src.data[2][cy * src.strides[2]..], cx),
+                        )
+                    };
+                    let [r, g, b] = matrix.codes_to_rgb(l.read(yrow, x), u, v, l.depth);
+                    let i = y * width + x;
+                    rp[i] = r;
+                    gp[i] = g;
+                    bp[i] = b;
+                }
+                debug_assert!(yrow.len() >= width * bps);
             }
         }
     }
@@ -204,21 +319,25 @@ pub fn from_rgb_planar(
                 }
             }
         }
-        Layout::I420 | Layout::Nv12 => {
+        Layout::Yuv(l) => {
             let ys = dst.strides[0];
             for y in 0..height {
-                let row = &mut dst.data[0][y * ys..y * ys + width];
-                for (x, out) in row.iter_mut().enumerate() {
+                let row = &mut dst.data[0][y * ys..];
+                for x in 0..width {
                     let i = y * width + x;
-                    *out = matrix.y_byte(matrix.luma(rp[i], gp[i], bp[i]));
+                    l.write(
+                        row,
+                        x,
+                        matrix.y_code(matrix.luma(rp[i], gp[i], bp[i]), l.depth),
+                    );
                 }
             }
-            let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+            let (cw, ch) = (width.div_ceil(l.sub_x), height.div_ceil(l.sub_y));
             for cy in 0..ch {
                 for cx in 0..cw {
                     let (mut r, mut g, mut b, mut cnt) = (0.0, 0.0, 0.0, 0.0);
-                    for yy in 2 * cy..(2 * cy + 2).min(height) {
-                        for xx in 2 * cx..(2 * cx + 2).min(width) {
+                    for yy in l.sub_y * cy..(l.sub_y * cy + l.sub_y).min(height) {
+                        for xx in l.sub_x * cx..(l.sub_x * cx + l.sub_x).min(width) {
                             let i = yy * width + xx;
                             r += rp[i];
                             g += gp[i];
@@ -226,14 +345,15 @@ pub fn from_rgb_planar(
                             cnt += 1.0;
                         }
                     }
-                    let (u, v) = matrix.chroma_bytes(r / cnt, g / cnt, b / cnt);
-                    if layout == Layout::I420 {
-                        dst.data[1][cy * dst.strides[1] + cx] = u;
-                        dst.data[2][cy * dst.strides[2] + cx] = v;
+                    let (u, v) = matrix.chroma_codes(r / cnt, g / cnt, b / cnt, l.depth);
+                    if l.semi_planar {
+                        let row = &mut dst.data[1][cy * dst.strides[1]..];
+                        let (a, b) = if l.vu { (v, u) } else { (u, v) };
+                        l.write(row, 2 * cx, a);
+                        l.write(row, 2 * cx + 1, b);
                     } else {
-                        let o = cy * dst.strides[1] + 2 * cx;
-                        dst.data[1][o] = u;
-                        dst.data[1][o + 1] = v;
+                        l.write(&mut dst.data[1][cy * dst.strides[1]..], cx, u);
+                        l.write(&mut dst.data[2][cy * dst.strides[2]..], cx, v);
                     }
                 }
             }
@@ -322,6 +442,96 @@ mod tests {
         for i in 0..w * h {
             assert_eq!(&out[i * 4..i * 4 + 3], &src[i * 4..i * 4 + 3]);
             assert_eq!(out[i * 4 + 3], 255);
+        }
+    }
+
+    /// Planar RGB through `layout` and back, on a colour ramp; returns the worst error in code
+    /// values of the RGB side scaled to `depth` bits.
+    fn yuv_round_trip(l: YuvLayout, m: YuvMatrix) -> f32 {
+        let (w, h) = (8, 6);
+        let n = w * h;
+        let mut rgb = vec![0.0f32; 3 * n];
+        for i in 0..n {
+            // a smooth ramp: chroma subsampling loses nothing where neighbours agree
+            let v = (i / (w * 2)) as f32 / 3.0;
+            rgb[i] = 0.1 + 0.8 * v;
+            rgb[n + i] = 0.9 - 0.7 * v;
+            rgb[2 * n + i] = 0.3 + 0.4 * v;
+        }
+        let bps = if l.wide { 2 } else { 1 };
+        let (cw, ch) = (w.div_ceil(l.sub_x), h.div_ceil(l.sub_y));
+        let mut y_plane = vec![0u8; w * h * bps];
+        let cstride = if l.semi_planar {
+            2 * cw * bps
+        } else {
+            cw * bps
+        };
+        let mut u_plane = vec![0u8; cstride * ch];
+        let mut v_plane = vec![0u8; cstride * ch];
+        {
+            let mut data: Vec<&mut [u8]> = vec![&mut y_plane, &mut u_plane];
+            let mut strides = vec![w * bps, cstride];
+            if !l.semi_planar {
+                data.push(&mut v_plane);
+                strides.push(cstride);
+            }
+            let mut dst = PlanesMut { data, strides };
+            from_rgb_planar(Layout::Yuv(l), m, &rgb, w, h, &mut dst, None);
+        }
+        let mut back = vec![0.0f32; 3 * n];
+        let mut data: Vec<&[u8]> = vec![&y_plane, &u_plane];
+        let mut strides = vec![w * bps, cstride];
+        if !l.semi_planar {
+            data.push(&v_plane);
+            strides.push(cstride);
+        }
+        to_rgb_planar(
+            Layout::Yuv(l),
+            m,
+            &Planes { data, strides },
+            w,
+            h,
+            &mut back,
+        );
+        let max = ((1u32 << l.depth) - 1) as f32;
+        rgb.iter()
+            .zip(&back)
+            .map(|(a, b)| (a - b).abs() * max)
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn deep_yuv_round_trips_to_the_rounding_of_its_codes() {
+        let p010 = YuvLayout {
+            semi_planar: true,
+            msb: true,
+            ..YuvLayout::planar(2, 2, 10)
+        };
+        let nv21 = YuvLayout {
+            vu: true,
+            ..YuvLayout::NV12
+        };
+        for (l, name) in [
+            (p010, "P010"),
+            (YuvLayout::planar(2, 2, 10), "I420_10LE"),
+            (YuvLayout::planar(2, 1, 10), "I422_10LE"),
+            (YuvLayout::planar(1, 1, 10), "Y444_10LE"),
+            (YuvLayout::planar(1, 1, 16), "Y444_16LE"),
+            (YuvLayout::I420, "I420"),
+            (nv21, "NV21"),
+        ] {
+            for m in [
+                YuvMatrix::BT709,
+                YuvMatrix::BT2020,
+                YuvMatrix {
+                    full_range: true,
+                    ..YuvMatrix::BT601
+                },
+            ] {
+                let err = yuv_round_trip(l, m);
+                // limited range has fewer codes than RGB: within 1.5 codes of its depth
+                assert!(err <= 1.5, "{name} {m:?}: {err} codes");
+            }
         }
     }
 

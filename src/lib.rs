@@ -17,6 +17,7 @@ pub mod memory;
 pub mod models;
 mod mstgansr;
 pub mod scenecut;
+pub mod tiling;
 pub mod upscaler;
 pub mod window;
 

@@ -3,8 +3,10 @@
 //! The upscaler without GStreamer: the temporal window, the engine, the per-frame feature
 //! cache and the scratch buffers, with the rules that decide where a run of frames breaks.
 //!
-//! Frames go in with [`Upscaler::push`]; each window that becomes complete is queued and run
-//! (or skipped) in order with [`Upscaler::run_next`] / [`Upscaler::skip_next`]. A run of frames
+//! Frames go in with [`Upscaler::push`]; each window that becomes complete is queued; batches
+//! of `batch` windows are taken in order with [`Upscaler::take_batch`] and run with
+//! [`Upscaler::run`] (or not, for a late frame). Each window runs tile by tile (see
+//! [`tiling`](crate::tiling)) within the memory budget given to [`Upscaler::configure`]. A run of frames
 //! ends at a real break only: a PTS jump past `max_gap` frame durations, a PTS going backwards,
 //! a DISCONT when the frame rate is unknown, or a scene cut; then the old run's last windows are
 //! queued with edge replication and the new frame starts a clean window. A DISCONT buffer that
@@ -17,20 +19,30 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, EngineError, FeatureCache, Features};
+use crate::memory;
 use crate::scenecut::SceneCutDetector;
+use crate::tiling::{self, Tile};
 use crate::window::FrameWindow;
 
 /// A received frame: planar RGB `[3, H, W]` in [0, 1] and what the caller keeps with it.
 pub struct Frame<M> {
     pub rgb: Vec<f32>,
     pub meta: M,
-    /// Extractor output, computed by the first window that needs it.
-    features: OnceLock<Features>,
+    /// Extractor output per tile, computed by the first window that needs it.
+    features: Vec<OnceLock<Features>>,
 }
 
 /// A complete window, ready to run: `frames[T/2]` is the frame to upscale.
 pub struct Ready<M> {
     frames: Vec<Arc<Frame<M>>>,
+}
+
+impl<M> Clone for Ready<M> {
+    fn clone(&self) -> Self {
+        Self {
+            frames: self.frames.clone(),
+        }
+    }
 }
 
 impl<M> Ready<M> {
@@ -49,9 +61,6 @@ impl<M> Ready<M> {
         n
     }
 }
-
-/// A window that ran, and its output: planar RGB `[3, sH, sW]`.
-pub type Upscaled<'a, M> = (Ready<M>, &'a [f32]);
 
 /// Why a run of frames ended before a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +93,52 @@ impl Default for Continuity {
     }
 }
 
+/// What the frames may cost: tiles (0 = automatic), windows per inference, and the memory
+/// budget (bytes) everything must fit in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub tile: usize,
+    pub overlap: usize,
+    pub batch: usize,
+    pub memory: u64,
+    /// Where the budget comes from, for messages ("max-memory", "free memory", ...).
+    pub memory_source: &'static str,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            tile: 0,
+            overlap: 0,
+            batch: 1,
+            memory: u64::MAX,
+            memory_source: "nothing",
+        }
+    }
+}
+
+/// Context around each tile when `overlap` is automatic (low-resolution pixels): measured to
+/// keep tiled output within rounding of the untiled one (the model card has the numbers).
+pub const DEFAULT_OVERLAP: usize = 16;
+/// What automatic tiles let one inference use at most, so that large frames stay well inside
+/// ordinary machines (a 1080p x2 stream in about 2 GiB).
+pub const AUTO_INFERENCE_BYTES: u64 = 1 << 30;
+const MIN_TILE: usize = 32;
+
+/// What [`Upscaler::configure`] chose for a frame size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub tiles: Vec<Tile>,
+    /// Interior size asked for or chosen (the frame's larger side when untiled).
+    pub tile: usize,
+    pub overlap: usize,
+    pub batch: usize,
+    /// Whether the per-frame feature cache runs at this size (its features must fit too).
+    pub feature_cache: bool,
+    /// Estimated peak: frames, outputs, activations and cached features.
+    pub peak_bytes: u64,
+}
+
 /// How a frame arrived: its PTS (ns) and whether upstream flagged a discontinuity.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Arrival {
@@ -95,13 +150,32 @@ pub struct Upscaler<M> {
     engine: Engine,
     window: FrameWindow<Frame<M>>,
     ready: VecDeque<Ready<M>>,
+    /// Ready windows at the end of a run: they run without waiting for a full batch.
+    flush: usize,
     size: (usize, usize),
+    plan: Plan,
     frame_duration: Option<u64>,
     last_pts: Option<u64>,
     run_len: u64,
     scenes: SceneCutDetector,
     input: Vec<f32>,
-    output: Vec<f32>,
+    tile_out: Vec<f32>,
+    crop: Vec<f32>,
+    outputs: Vec<Vec<f32>>,
+}
+
+fn alloc(buf: &mut Vec<f32>, len: usize, what: &str, limits: &Limits) -> Result<(), EngineError> {
+    if len > buf.capacity() && buf.try_reserve_exact(len - buf.len()).is_err() {
+        return Err(EngineError::OutOfMemory {
+            what: what.to_string(),
+            need: (len * 4) as u64,
+            have: limits.memory.min(u64::MAX >> 1),
+            limit: "the allocator".into(),
+            fix: "lower tile-size, batch-size or max-memory, or downscale the input",
+        });
+    }
+    buf.resize(len, 0.0);
+    Ok(())
 }
 
 impl<M> Upscaler<M> {
@@ -111,13 +185,24 @@ impl<M> Upscaler<M> {
             engine,
             window: FrameWindow::new(t),
             ready: VecDeque::new(),
+            flush: 0,
             size: (0, 0),
+            plan: Plan {
+                tiles: Vec::new(),
+                tile: 0,
+                overlap: 0,
+                batch: 1,
+                feature_cache: false,
+                peak_bytes: 0,
+            },
             frame_duration: None,
             last_pts: None,
             run_len: 0,
             scenes: SceneCutDetector::new(),
             input: Vec::new(),
-            output: Vec::new(),
+            tile_out: Vec::new(),
+            crop: Vec::new(),
+            outputs: Vec::new(),
         }
     }
 
@@ -139,11 +224,102 @@ impl<M> Upscaler<M> {
         self.window.window() / 2
     }
 
-    /// Sets the frame size and nominal frame duration (ns); forgets every frame.
-    pub fn configure(&mut self, width: usize, height: usize, frame_duration: Option<u64>) {
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Sets the frame size and nominal frame duration (ns) and plans tiles, batch and feature
+    /// cache within `limits`; forgets every frame. Fails when nothing fits, saying what to lower.
+    pub fn configure(
+        &mut self,
+        width: usize,
+        height: usize,
+        frame_duration: Option<u64>,
+        limits: Limits,
+    ) -> Result<&Plan, EngineError> {
         self.reset();
+        let (t, s) = (self.window_len(), self.scale());
+        let batch = limits.batch.max(1);
+        let overlap = if limits.overlap == 0 {
+            DEFAULT_OVERLAP
+        } else {
+            limits.overlap
+        };
+        let per_inference =
+            |w: usize, h: usize| memory::estimated_bytes(w, h, t, s).saturating_mul(batch as u64);
+        // frames in the window and the batch, and the upscaled outputs of a batch
+        let frames = ((t + batch) * 3 * width * height * 4) as u64;
+        let outputs = (batch * 3 * width * height * s * s * 4) as u64;
+        let fixed = frames + outputs;
+        let oom = |what: String, need: u64, fix| EngineError::OutOfMemory {
+            what,
+            need,
+            have: limits.memory,
+            limit: limits.memory_source.into(),
+            fix,
+        };
+        if fixed >= limits.memory {
+            return Err(oom(
+                format!(
+                    "{width}x{height} frames at x{s} (the window and the upscaled frames alone)"
+                ),
+                fixed,
+                "downscale the input or use a smaller scale",
+            ));
+        }
+        let room = limits.memory - fixed;
+        let tile = if limits.tile > 0 {
+            limits.tile
+        } else {
+            let budget = AUTO_INFERENCE_BYTES.min(room);
+            tiling::auto_tile(width, height, overlap, MIN_TILE, budget, per_inference).ok_or_else(
+                || {
+                    oom(
+                        format!("the smallest tile ({MIN_TILE} px with {overlap} px of context)"),
+                        per_inference(MIN_TILE + 2 * overlap, MIN_TILE + 2 * overlap),
+                        "allow more memory (max-memory, ulimit -v) or downscale the input",
+                    )
+                },
+            )?
+        };
+        let tiles = tiling::grid(width, height, tile, overlap);
+        let biggest = tiles
+            .iter()
+            .map(|t| per_inference(t.w, t.h))
+            .max()
+            .unwrap_or(0);
+        if biggest > room {
+            return Err(oom(
+                format!("one inference on {tile} px tiles of {width}x{height} frames at x{s}"),
+                fixed + biggest,
+                "lower tile-size or batch-size (or set tile-size=0), or allow more memory",
+            ));
+        }
+        let tiled_px: u64 = tiles.iter().map(|t| (t.w * t.h) as u64).sum();
+        // cached features live as long as their frame is in a window
+        let cache_bytes = self
+            .engine
+            .feature_bytes_per_pixel()
+            .map(|b| b * tiled_px * (t + batch) as u64);
+        let feature_cache = *self.engine.feature_cache() == FeatureCache::Active
+            && cache_bytes.is_some_and(|c| c <= AUTO_INFERENCE_BYTES.min(room - biggest));
         self.size = (width, height);
         self.frame_duration = frame_duration.filter(|d| *d > 0);
+        self.plan = Plan {
+            tiles,
+            tile,
+            overlap,
+            batch,
+            feature_cache,
+            peak_bytes: fixed
+                + biggest
+                + if feature_cache {
+                    cache_bytes.unwrap_or(0)
+                } else {
+                    0
+                },
+        };
+        Ok(&self.plan)
     }
 
     pub fn size(&self) -> (usize, usize) {
@@ -155,13 +331,9 @@ impl<M> Upscaler<M> {
         self.window.pending() + self.ready.len()
     }
 
-    /// Windows ready to run.
+    /// Windows queued to run.
     pub fn ready_len(&self) -> usize {
         self.ready.len()
-    }
-
-    pub fn next_ready(&self) -> Option<&Ready<M>> {
-        self.ready.front()
     }
 
     /// Adds a frame; returns the break that ended the previous run before it, if any.
@@ -193,10 +365,13 @@ impl<M> Upscaler<M> {
         if brk.is_some() {
             self.end_run();
         }
+        let features = (0..self.plan.tiles.len())
+            .map(|_| OnceLock::new())
+            .collect();
         if let Some(win) = self.window.push(Frame {
             rgb,
             meta,
-            features: OnceLock::new(),
+            features,
         }) {
             self.ready.push_back(Ready { frames: win });
         }
@@ -240,6 +415,7 @@ impl<M> Upscaler<M> {
         for win in self.window.drain() {
             self.ready.push_back(Ready { frames: win });
         }
+        self.flush = self.ready.len();
         self.run_len = 0;
     }
 
@@ -254,73 +430,146 @@ impl<M> Upscaler<M> {
     pub fn reset(&mut self) {
         self.window.clear();
         self.ready.clear();
+        self.flush = 0;
         self.run_len = 0;
         self.last_pts = None;
         self.scenes.reset();
     }
 
-    /// Drops the next ready window without running it.
-    pub fn skip_next(&mut self) -> Option<Ready<M>> {
-        self.ready.pop_front()
-    }
-
-    /// Runs the next ready window; returns it with the upscaled `[3, sH, sW]` planar RGB.
-    pub fn run_next(&mut self) -> Result<Option<Upscaled<'_, M>>, EngineError> {
-        let Some(win) = self.ready.pop_front() else {
-            return Ok(None);
-        };
-        self.run_window(&win)?;
-        Ok(Some((win, &self.output)))
-    }
-
-    fn run_window(&mut self, win: &Ready<M>) -> Result<(), EngineError> {
-        let (w, h) = self.size;
-        let plane = 3 * w * h;
-        let s = self.scale();
-        self.input.resize(win.frames.len() * plane, 0.0);
-        for (i, f) in win.frames.iter().enumerate() {
-            self.input[i * plane..(i + 1) * plane].copy_from_slice(&f.rgb);
-        }
-        self.output.resize(plane * s * s, 0.0);
-        if *self.engine.feature_cache() == FeatureCache::Active {
-            for f in &win.frames {
-                if f.features.get().is_none() {
-                    let feats = self.engine.extract(&f.rgb, w, h)?;
-                    let _ = f.features.set(feats);
-                }
-            }
-            let feats: Vec<&Features> =
-                win.frames.iter().filter_map(|f| f.features.get()).collect();
-            self.engine
-                .run_cached(&self.input, &feats, w, h, &mut self.output)
+    /// The next windows to run together: a full batch, or what is left at the end of a run.
+    pub fn take_batch(&mut self) -> Option<Vec<Ready<M>>> {
+        let n = if self.flush > 0 {
+            self.flush.min(self.plan.batch)
+        } else if self.ready.len() >= self.plan.batch {
+            self.plan.batch
         } else {
-            self.engine.run(&self.input, w, h, &mut self.output)
-        }
+            return None;
+        };
+        self.flush -= n.min(self.flush);
+        Some(self.ready.drain(..n).collect())
     }
 
-    /// Runs one window of black frames at the configured size, outside the stream: the first
+    /// Runs `wins` as one batch, tile by tile; [`Upscaler::output`] `(i)` is then window i's
+    /// upscaled planar RGB `[3, sH, sW]`.
+    pub fn run(&mut self, wins: &[Ready<M>]) -> Result<(), EngineError> {
+        let (w, h) = self.size;
+        let (n, t, s) = (wins.len(), self.window_len(), self.scale());
+        if n == 0 {
+            return Ok(());
+        }
+        let limits = Limits::default();
+        let hr = 3 * w * h * s * s;
+        if self.outputs.len() < n {
+            self.outputs.resize_with(n, Vec::new);
+        }
+        for out in &mut self.outputs[..n] {
+            alloc(out, hr, "an upscaled frame", &limits)?;
+        }
+        let cached = self.plan.feature_cache;
+        for ti in 0..self.plan.tiles.len() {
+            let tile = self.plan.tiles[ti];
+            let plane = 3 * tile.w * tile.h;
+            alloc(&mut self.input, n * t * plane, "a tile's input", &limits)?;
+            for (k, f) in wins.iter().flat_map(|win| win.frames.iter()).enumerate() {
+                tiling::crop(&f.rgb, w, h, &tile, &mut self.input[k * plane..][..plane]);
+            }
+            alloc(
+                &mut self.tile_out,
+                n * plane * s * s,
+                "a tile's output",
+                &limits,
+            )?;
+            if cached {
+                for f in wins.iter().flat_map(|win| win.frames.iter()) {
+                    if f.features[ti].get().is_none() {
+                        alloc(&mut self.crop, plane, "a tile", &limits)?;
+                        tiling::crop(&f.rgb, w, h, &tile, &mut self.crop);
+                        let feats = self.engine.extract(&self.crop, tile.w, tile.h)?;
+                        let _ = f.features[ti].set(feats);
+                    }
+                }
+                let feats: Vec<&Features> = wins
+                    .iter()
+                    .flat_map(|win| win.frames.iter())
+                    .filter_map(|f| f.features[ti].get())
+                    .collect();
+                self.engine.run_cached(
+                    &self.input,
+                    &feats,
+                    n,
+                    tile.w,
+                    tile.h,
+                    &mut self.tile_out,
+                )?;
+            } else {
+                self.engine
+                    .run(&self.input, n, tile.w, tile.h, &mut self.tile_out)?;
+            }
+            let tile_hr = plane * s * s;
+            for (i, out) in self.outputs[..n].iter_mut().enumerate() {
+                tiling::paste(
+                    &self.tile_out[i * tile_hr..][..tile_hr],
+                    &tile,
+                    s,
+                    w,
+                    h,
+                    out,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Window `i`'s output of the last [`Upscaler::run`].
+    pub fn output(&self, i: usize) -> &[f32] {
+        &self.outputs[i]
+    }
+
+    /// Runs every window that can run now (a full batch, or the end of a run) and forgets the
+    /// outputs: for benchmarks and warm-ups.
+    pub fn run_ready(&mut self) -> Result<usize, EngineError> {
+        let mut n = 0;
+        while let Some(batch) = self.take_batch() {
+            self.run(&batch)?;
+            n += batch.len();
+        }
+        Ok(n)
+    }
+
+    /// Runs one batch of black frames at the configured size, outside the stream: the first
     /// run of a session is slow (allocation, kernel choice), and this measures a steady one.
     pub fn warm_up(&mut self) -> Result<Duration, EngineError>
     where
         M: Default,
     {
         let (w, h) = self.size;
+        let tiles = self.plan.tiles.len();
         let black = || {
             Arc::new(Frame {
                 rgb: vec![0.0; 3 * w * h],
                 meta: M::default(),
-                features: OnceLock::new(),
+                features: (0..tiles).map(|_| OnceLock::new()).collect(),
             })
         };
-        let mut win = Ready {
-            frames: vec![black(); self.window_len()],
+        let shared = black();
+        let (n, t) = (self.plan.batch, self.window_len());
+        let batch = |fresh: bool| -> Vec<Ready<M>> {
+            (0..n)
+                .map(|_| {
+                    let mut frames = vec![shared.clone(); t];
+                    if fresh {
+                        // steady state: one new frame's features, the rest cached
+                        *frames.last_mut().unwrap() = black();
+                    }
+                    Ready { frames }
+                })
+                .collect()
         };
-        self.run_window(&win)?;
-        let last = win.frames.len() - 1;
-        win.frames[last] = black();
-        // steady state: one new frame's features, the rest cached
+        let first = batch(false);
+        self.run(&first)?;
+        let second = batch(true);
         let start = Instant::now();
-        self.run_window(&win)?;
+        self.run(&second)?;
         Ok(start.elapsed())
     }
 }
@@ -334,12 +583,12 @@ mod tests {
         let a = Arc::new(Frame {
             rgb: vec![],
             meta: 0u8,
-            features: OnceLock::new(),
+            features: vec![],
         });
         let b = Arc::new(Frame {
             rgb: vec![],
             meta: 1u8,
-            features: OnceLock::new(),
+            features: vec![],
         });
         let r = Ready {
             frames: vec![a.clone(), a.clone(), a.clone(), b.clone(), b],

@@ -174,6 +174,60 @@ fn upscale_file_keeps_audio_and_upscales_every_frame() {
     assert_eq!(frames, 20);
 }
 
+/// `gst-discoverer-1.0`'s video line and depth for a file: ("H.264 (High Profile)", 24).
+fn discover(path: &Path) -> (String, u32) {
+    let out = Command::new("gst-discoverer-1.0")
+        .arg(path)
+        .output()
+        .expect("gst-discoverer-1.0 (gstreamer1.0-plugins-base-apps, scripts/setup.sh)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let video = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .split_once("video #")
+                .map(|(_, r)| r.split_once(": ").unwrap().1.to_string())
+        })
+        .unwrap_or_else(|| panic!("no video stream: {text}"));
+    let depth = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Depth: ")
+                .and_then(|d| d.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no depth: {text}"));
+    (video, depth)
+}
+
+#[test]
+fn upscale_file_writes_profiles_that_play_everywhere() {
+    // 8-bit in: H.264 High, 4:2:0 8-bit
+    let input = tmp("profile8.mp4");
+    gst_launch(&format!(
+        "videotestsrc num-buffers=6 pattern=ball ! video/x-raw,format=I420,width=32,height=24,framerate=25/1 ! \
+         x264enc ! mp4mux ! filesink location={}",
+        input.display()
+    ));
+    let out = tmp("profile8-x2.mp4");
+    stdout_of(&mut upscale_file(&input, &out, 2));
+    assert_eq!(discover(&out), ("H.264 (High Profile)".into(), 24));
+    // 10-bit in: stays 10-bit, as High 10
+    let input10 = tmp("profile10.mp4");
+    gst_launch(&format!(
+        "videotestsrc num-buffers=6 pattern=ball ! video/x-raw,format=I420_10LE,width=32,height=24,framerate=25/1 ! \
+         x264enc ! video/x-h264,profile=high-10 ! mp4mux ! filesink location={}",
+        input10.display()
+    ));
+    let out = tmp("profile10-x2.mp4");
+    stdout_of(&mut upscale_file(&input10, &out, 2));
+    assert_eq!(discover(&out), ("H.264 (High 10 Profile)".into(), 30));
+    // full chroma on request
+    let out = tmp("profile444-x2.mp4");
+    stdout_of(upscale_file(&input, &out, 2).args(["--chroma", "444"]));
+    assert_eq!(discover(&out).0, "H.264 (High 4:4:4 Profile)");
+}
+
 #[test]
 fn upscale_file_errors_are_clear() {
     let o = Command::new(example("upscale_file"))

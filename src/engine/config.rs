@@ -154,6 +154,18 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Config(String),
+    #[error(
+        "{what} needs {} MiB, more than the {} MiB {limit} allows: {fix}",
+        need >> 20,
+        have >> 20
+    )]
+    OutOfMemory {
+        what: String,
+        need: u64,
+        have: u64,
+        limit: String,
+        fix: &'static str,
+    },
     #[error("inference on a {height}x{width} window of {frames} frames failed: {reason}")]
     Inference {
         frames: usize,

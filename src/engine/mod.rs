@@ -129,37 +129,46 @@ impl Engine {
         &self.skipped_providers
     }
 
+    /// Bytes one frame's cached features take per low-resolution pixel (3 pyramid levels of
+    /// `feature_channels` floats), when the feature cache is loaded.
+    pub fn feature_bytes_per_pixel(&self) -> Option<u64> {
+        self.split
+            .as_ref()
+            .map(|s| (s.channels() as u64 * 4 * 21).div_ceil(16))
+    }
+
     /// Whether [`Engine::extract`] / [`Engine::run_cached`] are available, or why not.
     pub fn feature_cache(&self) -> &FeatureCache {
         &self.feature_cache
     }
 
-    /// Runs one window: `frames` is `[T, 3, H, W]` planar RGB (len T*3*H*W); writes
-    /// `[3, s*H, s*W]` into `out`.
+    /// Runs `batch` windows: `frames` is `[N, T, 3, H, W]` planar RGB (len N*T*3*H*W); writes
+    /// `[N, 3, s*H, s*W]` into `out`.
     pub fn run(
         &mut self,
         frames: &[f32],
+        batch: usize,
         width: usize,
         height: usize,
         out: &mut [f32],
     ) -> Result<(), EngineError> {
         let t = self.info.window;
         let s = self.info.scale as usize;
-        let fail = inference_failure(t, width, height);
-        if frames.len() != t * 3 * width * height {
+        let fail = inference_failure(batch * t, width, height);
+        if batch == 0 || frames.len() != batch * t * 3 * width * height {
             return Err(fail(format!(
-                "expected {} input values, got {}",
-                t * 3 * width * height,
+                "expected {} input values for {batch} window(s), got {}",
+                batch * t * 3 * width * height,
                 frames.len()
             )));
         }
-        let input = TensorRef::from_array_view(([1usize, t, 3, height, width], frames))
+        let input = TensorRef::from_array_view(([batch, t, 3, height, width], frames))
             .map_err(|e| fail(e.to_string()))?;
         let outputs = self
             .session
             .run(ort::inputs!["frames" => input])
             .map_err(|e| fail(e.to_string()))?;
-        copy_upscaled(&outputs[0], [height * s, width * s], out).map_err(fail)
+        copy_upscaled(&outputs[0], [batch, height * s, width * s], out).map_err(fail)
     }
 
     /// Runs the extractor graph on one frame (`[3, H, W]` planar RGB).
@@ -186,49 +195,52 @@ impl Engine {
         split.extract(rgb, width, height).map_err(fail)
     }
 
-    /// Runs one window from cached features: `frames` as for [`Engine::run`], `feats[i]` the
-    /// features of `frames`' i-th frame.
+    /// Runs `batch` windows from cached features: `frames` as for [`Engine::run`], `feats`
+    /// the features of `frames`' frames in the same order (N*T of them).
     pub fn run_cached(
         &mut self,
         frames: &[f32],
         feats: &[&Features],
+        batch: usize,
         width: usize,
         height: usize,
         out: &mut [f32],
     ) -> Result<(), EngineError> {
         let t = self.info.window;
         let s = self.info.scale as usize;
-        let fail = inference_failure(t, width, height);
+        let fail = inference_failure(batch * t, width, height);
         let split = self
             .split
             .as_mut()
             .ok_or_else(|| fail("the model has no extractor/fusion pair loaded".into()))?;
-        if frames.len() != t * 3 * width * height || feats.len() != t {
+        if batch == 0 || frames.len() != batch * t * 3 * width * height || feats.len() != batch * t
+        {
             return Err(fail(format!(
-                "expected {} input values and {t} feature sets, got {} and {}",
-                t * 3 * width * height,
+                "expected {} input values and {} feature sets for {batch} window(s), got {} and {}",
+                batch * t * 3 * width * height,
+                batch * t,
                 frames.len(),
                 feats.len()
             )));
         }
         split
-            .fuse(frames, feats, (width, height), |v| {
-                copy_upscaled(v, [height * s, width * s], out)
+            .fuse(frames, feats, (batch, width, height), |v| {
+                copy_upscaled(v, [batch, height * s, width * s], out)
             })
             .map_err(fail)
     }
 }
 
-/// Checks that `value` is `[1, 3, sh, sw]` float32 and copies it into `out`.
+/// Checks that `value` is `[n, 3, sh, sw]` float32 and copies it into `out`.
 fn copy_upscaled(
     value: &ort::value::DynValue,
-    [sh, sw]: [usize; 2],
+    [n, sh, sw]: [usize; 3],
     out: &mut [f32],
 ) -> Result<(), String> {
     let (shape, data) = value
         .try_extract_tensor::<f32>()
         .map_err(|e| e.to_string())?;
-    let expect = [1i64, 3, sh as i64, sw as i64];
+    let expect = [n as i64, 3, sh as i64, sw as i64];
     if shape.as_ref() != expect {
         return Err(format!(
             "model returned shape {shape:?}, expected {expect:?}"

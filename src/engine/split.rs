@@ -106,6 +106,10 @@ fn load_pair(
 }
 
 impl SplitGraphs {
+    pub(super) fn channels(&self) -> usize {
+        self.channels
+    }
+
     /// Runs the extractor graph on one frame (`[3, H, W]` planar RGB).
     pub(super) fn extract(
         &mut self,
@@ -137,16 +141,16 @@ impl SplitGraphs {
         Ok(Features { levels, dims })
     }
 
-    /// Runs the fusion graph on a window (`frames` `[T,3,H,W]`, `feats[i]` of frame i) and
-    /// hands its output to `take`.
+    /// Runs the fusion graph on `batch` windows (`frames` `[N,T,3,H,W]`, `feats[i]` of frame i
+    /// in that order) and hands its output to `take`.
     pub(super) fn fuse(
         &mut self,
         frames: &[f32],
         feats: &[&Features],
-        (width, height): (usize, usize),
+        (batch, width, height): (usize, usize, usize),
         take: impl FnOnce(&ort::value::DynValue) -> Result<(), String>,
     ) -> Result<(), String> {
-        let t = feats.len();
+        let (n, t) = (batch, feats.len() / batch.max(1));
         for lvl in 0..3 {
             let dims = feats[0].dims[lvl];
             if feats.iter().any(|f| f.dims[lvl] != dims) {
@@ -162,14 +166,10 @@ impl SplitGraphs {
         let [s0, s1, s2] = &self.stacked;
         let [d0, d1, d2] = feats[0].dims;
         let e = |e: ort::Error| e.to_string();
-        let v0 =
-            TensorRef::from_array_view(([1usize, t, c, d0.0, d0.1], s0.as_slice())).map_err(e)?;
-        let v1 =
-            TensorRef::from_array_view(([1usize, t, c, d1.0, d1.1], s1.as_slice())).map_err(e)?;
-        let v2 =
-            TensorRef::from_array_view(([1usize, t, c, d2.0, d2.1], s2.as_slice())).map_err(e)?;
-        let input =
-            TensorRef::from_array_view(([1usize, t, 3, height, width], frames)).map_err(e)?;
+        let v0 = TensorRef::from_array_view(([n, t, c, d0.0, d0.1], s0.as_slice())).map_err(e)?;
+        let v1 = TensorRef::from_array_view(([n, t, c, d1.0, d1.1], s1.as_slice())).map_err(e)?;
+        let v2 = TensorRef::from_array_view(([n, t, c, d2.0, d2.1], s2.as_slice())).map_err(e)?;
+        let input = TensorRef::from_array_view(([n, t, 3, height, width], frames)).map_err(e)?;
         let outputs = self
             .fusion
             .run(ort::inputs![

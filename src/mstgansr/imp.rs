@@ -33,15 +33,15 @@ use gst_base::subclass::base_transform::{
     GenerateOutputSuccess, InputBuffer, PrepareOutputBufferSuccess,
 };
 use gst_base::subclass::prelude::*;
-use gst_video::prelude::*;
-use gst_video::{VideoFormat, VideoInfo};
+use gst_video::VideoInfo;
 
-use crate::convert::{self, AlphaSource, Layout, Planes, PlanesMut, YuvMatrix};
+use crate::convert;
 use crate::engine::{ActiveProvider, Engine, EngineConfig, EngineError, FeatureCache};
 use crate::memory;
 use crate::models;
-use crate::upscaler::{Arrival, Break, Continuity, Ready, Upscaler};
+use crate::upscaler::{Arrival, Break, Continuity, Limits, Ready, Upscaler};
 
+use super::pixels::{self, PixelPath};
 use super::{ExecutionProvider, LateFrames, Precision};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -52,21 +52,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-const FORMATS: [VideoFormat; 10] = [
-    VideoFormat::Rgb,
-    VideoFormat::Bgr,
-    VideoFormat::Rgba,
-    VideoFormat::Bgra,
-    VideoFormat::Rgbx,
-    VideoFormat::Bgrx,
-    VideoFormat::Argb,
-    VideoFormat::Abgr,
-    VideoFormat::I420,
-    VideoFormat::Nv12,
-];
-
 /// Properties that only take effect when the element starts (READY -> PAUSED).
-const READY_ONLY: [&str; 9] = [
+const READY_ONLY: [&str; 12] = [
     "scale",
     "model-location",
     "execution-provider",
@@ -76,6 +63,9 @@ const READY_ONLY: [&str; 9] = [
     "threads",
     "feature-cache",
     "max-memory",
+    "tile-size",
+    "tile-overlap",
+    "batch-size",
 ];
 
 #[derive(Debug, Clone)]
@@ -89,6 +79,9 @@ struct Settings {
     threads: u32,
     feature_cache: bool,
     max_memory_mib: u64,
+    tile_size: u32,
+    tile_overlap: u32,
+    batch_size: u32,
     continuity: Continuity,
     late_frames: LateFrames,
 }
@@ -105,6 +98,9 @@ impl Default for Settings {
             threads: 0,
             feature_cache: true,
             max_memory_mib: 0,
+            tile_size: 0,
+            tile_overlap: 0,
+            batch_size: 1,
             continuity: Continuity::default(),
             late_frames: LateFrames::Drop,
         }
@@ -125,8 +121,7 @@ struct FrameMeta {
 struct Negotiated {
     in_info: VideoInfo,
     out_info: VideoInfo,
-    layout: Layout,
-    matrix: YuvMatrix,
+    pixels: PixelPath,
 }
 
 struct State {
@@ -140,6 +135,8 @@ struct State {
     discont_next: bool,
     /// PTS of the last frame received.
     newest_pts: Option<gst::ClockTime>,
+    /// Outputs of a batch (with the events before each) not yet handed downstream.
+    outbox: VecDeque<(Vec<gst::Event>, Option<gst::Buffer>)>,
     resize_scratch: Vec<f32>,
 }
 
@@ -158,6 +155,8 @@ struct Running {
 struct Timing {
     frame: Option<gst::ClockTime>,
     radius: u64,
+    /// Windows per inference: the last of a batch waits for batch - 1 more frames.
+    batch: u64,
     /// Smoothed time of one inference (extractor + fusion), conversions included.
     processing: Option<gst::ClockTime>,
     /// What the LATENCY query adds to upstream's; `None` until caps are known.
@@ -171,10 +170,11 @@ struct Timing {
 }
 
 impl Timing {
-    /// The latency this element adds: (T-1)/2 frames of look-ahead, plus two inferences (the
-    /// one running when a frame's window completes, and its own).
+    /// The latency this element adds: (T-1)/2 frames of look-ahead and batch - 1 frames of
+    /// batching, plus two inferences (the one running when a frame's window completes, and its
+    /// own).
     fn ours(&self) -> Option<gst::ClockTime> {
-        let frames = self.frame? * self.radius;
+        let frames = self.frame? * (self.radius + self.batch.max(1) - 1);
         let p = self.processing.unwrap_or(gst::ClockTime::ZERO);
         Some(frames + p * 2)
     }
@@ -209,44 +209,6 @@ impl ObjectSubclass for MstGanSr {
     const NAME: &'static str = "GstMstGanSr";
     type Type = super::MstGanSr;
     type ParentType = gst_base::BaseTransform;
-}
-
-fn layout_of(format: VideoFormat) -> Option<Layout> {
-    let packed = |r, g, b, alpha, bpp| Layout::Packed {
-        r,
-        g,
-        b,
-        alpha,
-        bpp,
-    };
-    Some(match format {
-        VideoFormat::Rgb => packed(0, 1, 2, None, 3),
-        VideoFormat::Bgr => packed(2, 1, 0, None, 3),
-        VideoFormat::Rgba => packed(0, 1, 2, Some(3), 4),
-        VideoFormat::Bgra => packed(2, 1, 0, Some(3), 4),
-        VideoFormat::Rgbx => packed(0, 1, 2, None, 4),
-        VideoFormat::Bgrx => packed(2, 1, 0, None, 4),
-        VideoFormat::Argb => packed(1, 2, 3, Some(0), 4),
-        VideoFormat::Abgr => packed(3, 2, 1, Some(0), 4),
-        VideoFormat::I420 => Layout::I420,
-        VideoFormat::Nv12 => Layout::Nv12,
-        _ => return None,
-    })
-}
-
-fn matrix_of(info: &VideoInfo) -> YuvMatrix {
-    let c = info.colorimetry();
-    let base = match c.matrix() {
-        gst_video::VideoColorMatrix::Bt709 => YuvMatrix::BT709,
-        gst_video::VideoColorMatrix::Bt601 => YuvMatrix::BT601,
-        // unknown: BT.709 for HD, BT.601 for SD, as videoconvert assumes
-        _ if info.height() >= 720 => YuvMatrix::BT709,
-        _ => YuvMatrix::BT601,
-    };
-    YuvMatrix {
-        full_range: c.range() == gst_video::VideoColorRange::Range0_255,
-        ..base
-    }
 }
 
 /// Multiplies (sink -> src) or divides (src -> sink) a width/height field by the scale.
@@ -367,7 +329,7 @@ impl MstGanSr {
     /// Converts an input buffer, keeps its metadata and adds it to the window.
     fn accept(&self, state: &mut State, buffer: gst::Buffer) -> Result<(), gst::FlowError> {
         let continuity = self.settings.lock().unwrap().continuity;
-        let Some(neg) = state.caps.as_ref() else {
+        let Some(neg) = state.caps.as_mut() else {
             return Err(gst::FlowError::NotNegotiated);
         };
         let (w, h) = (neg.in_info.width() as usize, neg.in_info.height() as usize);
@@ -385,8 +347,7 @@ impl MstGanSr {
             return Err(gst::FlowError::Error);
         }
         rgb.resize(3 * w * h, 0.0);
-        let mut alpha = None;
-        {
+        let alpha = {
             let vf =
                 gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &neg.in_info)
                     .map_err(|_| {
@@ -401,27 +362,8 @@ impl MstGanSr {
                     );
                     gst::FlowError::Error
                 })?;
-            let n = vf.n_planes() as usize;
-            let strides: Vec<usize> = vf.plane_stride()[..n].iter().map(|s| *s as usize).collect();
-            let planes = Planes {
-                data: vf.planes_data().into_iter().take(n).collect(),
-                strides: strides.clone(),
-            };
-            convert::to_rgb_planar(neg.layout, neg.matrix, &planes, w, h, &mut rgb);
-            if let Layout::Packed {
-                alpha: Some(off),
-                bpp,
-                ..
-            } = neg.layout
-            {
-                let mut a = Vec::with_capacity(w * h);
-                for y in 0..h {
-                    let row = &planes.data[0][y * strides[0]..];
-                    a.extend((0..w).map(|x| row[x * bpp + off]));
-                }
-                alpha = Some(a);
-            }
-        }
+            neg.pixels.read_frame(&vf, &mut rgb)
+        };
         let holder = buffer
             .copy_region(
                 gst::BufferCopyFlags::FLAGS
@@ -537,7 +479,7 @@ impl MstGanSr {
     /// the centre frame's timestamps, flags and metas, filled from `rgb` (`[3, sH, sW]`).
     fn make_output(
         &self,
-        neg: &Negotiated,
+        neg: &mut Negotiated,
         meta: &FrameMeta,
         rgb: &[f32],
     ) -> Result<gst::Buffer, gst::FlowError> {
@@ -547,7 +489,6 @@ impl MstGanSr {
             PrepareOutputBufferSuccess::InputBuffer => return Err(gst::FlowError::Error),
         };
         let (w, h) = (neg.in_info.width() as usize, neg.in_info.height() as usize);
-        let s = (neg.out_info.width() / neg.in_info.width()) as usize;
         {
             let outb = out.get_mut().ok_or(gst::FlowError::Error)?;
             let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(outb, &neg.out_info)
@@ -559,27 +500,8 @@ impl MstGanSr {
                     );
                     gst::FlowError::Error
                 })?;
-            let n_planes = vf.n_planes() as usize;
-            let strides: Vec<usize> = vf.plane_stride()[..n_planes]
-                .iter()
-                .map(|s| *s as usize)
-                .collect();
-            let alpha = match (neg.layout, &meta.alpha) {
-                (Layout::Packed { .. }, Some(a)) => Some(AlphaSource {
-                    data: a,
-                    stride: w,
-                    offset: 0,
-                    bpp: 1,
-                    width: w,
-                    height: h,
-                }),
-                _ => None,
-            };
-            let mut dst = PlanesMut {
-                data: vf.planes_data_mut().into_iter().take(n_planes).collect(),
-                strides,
-            };
-            convert::from_rgb_planar(neg.layout, neg.matrix, rgb, w * s, h * s, &mut dst, alpha);
+            let alpha = meta.alpha.as_deref().map(|a| (a, w, h));
+            neg.pixels.write_frame(rgb, alpha, &mut vf);
         }
         Ok(out)
     }
@@ -593,87 +515,102 @@ impl MstGanSr {
         out
     }
 
-    /// Runs (or drops, or resizes) the next ready window.
-    fn step(&self, state: &mut State) -> Result<Step, gst::FlowError> {
-        let Some(next) = state.upscaler.next_ready() else {
-            return Ok(Step::Idle);
-        };
-        let centre = &next.centre().meta;
-        let seq = centre.seq;
-        let pts = centre.holder.as_ref().and_then(|b| b.pts());
-        let full = next.distinct() == state.upscaler.window_len();
-        let events = Self::events_before(state, seq);
-        let mut verdict = self.verdict(pts);
+    /// What happens to a window's output: the verdict of QoS, and whether its window holds
+    /// T distinct frames.
+    fn judge(&self, state: &State, win: &Ready<FrameMeta>) -> (Verdict, bool) {
+        let full = win.distinct() == state.upscaler.window_len();
+        let pts = win.centre().meta.holder.as_ref().and_then(|b| b.pts());
+        let verdict = self.verdict(pts);
         if verdict == Verdict::Infer && !full && self.backlogged(state.newest_pts) {
             // more frames are waiting and most will go uninferred: spend the inference on a
             // window of T real neighbours, not on one that replicates the edge of a run
-            verdict = Verdict::TooLateToInfer(0);
+            return (Verdict::TooLateToInfer(0), full);
         }
+        (verdict, full)
+    }
+
+    /// The next output (with the events that go before it); runs the next batch of windows
+    /// when none is waiting.
+    fn step(&self, state: &mut State) -> Result<Step, gst::FlowError> {
+        if let Some((events, out)) = state.outbox.pop_front() {
+            return Ok(Step::Out(events, out));
+        }
+        let Some(batch) = state.upscaler.take_batch() else {
+            return Ok(Step::Idle);
+        };
         let policy = self.settings.lock().unwrap().late_frames;
-        let Some(neg) = state.caps.as_ref() else {
+        let verdicts: Vec<(Verdict, bool)> = batch.iter().map(|w| self.judge(state, w)).collect();
+        let run: Vec<Ready<FrameMeta>> = batch
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, (v, _))| *v == Verdict::Infer)
+            .map(|(w, _)| w.clone())
+            .collect();
+        if !run.is_empty() {
+            let started = Instant::now();
+            if let Err(e) = state.upscaler.run(&run) {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("upscaling failed: {e}"),
+                    ["model {:?}", self.settings.lock().unwrap().model_location]
+                );
+                return Err(gst::FlowError::Error);
+            }
+            self.note_processing(started.elapsed());
+        }
+        let State {
+            caps,
+            upscaler,
+            resize_scratch,
+            discont_next,
+            ..
+        } = state;
+        let Some(neg) = caps.as_mut() else {
             return Err(gst::FlowError::NotNegotiated);
         };
-        let out = match verdict {
-            Verdict::Infer => {
-                let started = Instant::now();
-                let res = state.upscaler.run_next();
-                let (win, rgb) = match res {
-                    Ok(Some(x)) => x,
-                    Ok(None) => return Ok(Step::Idle),
-                    Err(e) => {
-                        gst::element_imp_error!(
-                            self,
-                            gst::StreamError::Failed,
-                            ("upscaling failed: {e}"),
-                            ["model {:?}", self.settings.lock().unwrap().model_location]
-                        );
-                        return Err(gst::FlowError::Error);
-                    }
-                };
-                let out = self.make_output(neg, &win.centre().meta, rgb)?;
-                self.note_processing(started.elapsed());
-                self.post_stats(|s| {
-                    s.inferred += 1;
-                    if full {
-                        s.full_windows += 1;
-                    }
-                });
-                Some(out)
-            }
-            Verdict::TooLateToInfer(late_ns) | Verdict::Late(late_ns) => {
-                let win: Ready<FrameMeta> =
-                    state.upscaler.skip_next().ok_or(gst::FlowError::Error)?;
-                let resize =
-                    policy == LateFrames::Resize && matches!(verdict, Verdict::TooLateToInfer(_));
-                if resize {
-                    let (w, h) = state.upscaler.size();
-                    let s = state.upscaler.scale();
-                    state.resize_scratch.resize(3 * w * h * s * s, 0.0);
-                    convert::upscale_bilinear(
-                        &win.centre().rgb,
-                        w,
-                        h,
-                        s,
-                        &mut state.resize_scratch,
-                    );
+        let mut ran = 0;
+        let mut outs = Vec::with_capacity(batch.len());
+        for (win, (verdict, full)) in batch.iter().zip(verdicts) {
+            let meta = &win.centre().meta;
+            let out = match verdict {
+                Verdict::Infer => {
+                    let b = self.make_output(neg, meta, upscaler.output(ran))?;
+                    ran += 1;
+                    self.post_stats(|s| {
+                        s.inferred += 1;
+                        s.full_windows += full as u64;
+                    });
+                    Some(b)
+                }
+                Verdict::TooLateToInfer(_) if policy == LateFrames::Resize => {
+                    let (w, h) = upscaler.size();
+                    let s = upscaler.scale();
+                    resize_scratch.resize(3 * w * h * s * s, 0.0);
+                    convert::upscale_bilinear(&win.centre().rgb, w, h, s, resize_scratch);
                     self.post_stats(|st| st.resized += 1);
-                    Some(self.make_output(neg, &win.centre().meta, &state.resize_scratch)?)
-                } else {
-                    state.discont_next = true;
-                    self.post_qos_drop(&win.centre().meta, late_ns);
+                    Some(self.make_output(neg, meta, resize_scratch)?)
+                }
+                Verdict::TooLateToInfer(late_ns) | Verdict::Late(late_ns) => {
+                    *discont_next = true;
+                    self.post_qos_drop(meta, late_ns);
                     None
                 }
-            }
-        };
-        let out = out.map(|mut b| {
-            if std::mem::take(&mut state.discont_next) {
-                b.make_mut().set_flags(gst::BufferFlags::DISCONT);
-            }
-            b
-        });
-        if out.is_some() {
-            self.post_stats(|s| s.frames_out += 1);
+            };
+            let out = out.map(|mut b| {
+                if std::mem::take(discont_next) {
+                    b.make_mut().set_flags(gst::BufferFlags::DISCONT);
+                }
+                self.post_stats(|s| s.frames_out += 1);
+                b
+            });
+            outs.push((meta.seq, out));
         }
+        for (seq, out) in outs {
+            let events = Self::events_before(state, seq);
+            state.outbox.push_back((events, out));
+        }
+        let (events, out) = state.outbox.pop_front().expect("a batch has windows");
         Ok(Step::Out(events, out))
     }
 
@@ -809,7 +746,7 @@ impl MstGanSr {
         {
             let mut guard = self.state.lock().unwrap();
             if let Some(state) = guard.as_mut()
-                && state.upscaler.pending() > 0
+                && state.upscaler.pending() + state.outbox.len() > 0
             {
                 gst::log!(
                     CAT,
@@ -921,6 +858,36 @@ impl ObjectImpl for MstGanSr {
                     .default_value(d.max_memory_mib)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("tile-size")
+                    .nick("Tile size")
+                    .blurb(
+                        "Frames are upscaled in tiles of at most this many input pixels a side, \
+                         each over the whole window (0 = automatic: the whole frame, or tiles \
+                         whose inference fits the memory bound)",
+                    )
+                    .default_value(d.tile_size)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("tile-overlap")
+                    .nick("Tile overlap")
+                    .blurb(
+                        "Input pixels of context around each tile, cut off after inference so \
+                         tiles meet without seams (0 = automatic, 16)",
+                    )
+                    .default_value(d.tile_overlap)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("batch-size")
+                    .nick("Batch size")
+                    .blurb(
+                        "Windows per inference (offline throughput); each adds a frame of latency, \
+                         so keep 1 for live sources",
+                    )
+                    .minimum(1)
+                    .maximum(16)
+                    .default_value(d.batch_size)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("max-gap")
                     .nick("Maximum gap")
                     .blurb(
@@ -1013,6 +980,9 @@ impl ObjectImpl for MstGanSr {
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "feature-cache" => s.feature_cache = value.get().expect("type checked upstream"),
             "max-memory" => s.max_memory_mib = value.get().expect("type checked upstream"),
+            "tile-size" => s.tile_size = value.get().expect("type checked upstream"),
+            "tile-overlap" => s.tile_overlap = value.get().expect("type checked upstream"),
+            "batch-size" => s.batch_size = value.get().expect("type checked upstream"),
             "max-gap" => s.continuity.max_gap = value.get().expect("type checked upstream"),
             "scene-cut-threshold" => {
                 s.continuity.scene_cut_threshold = value.get().expect("type checked upstream")
@@ -1035,6 +1005,9 @@ impl ObjectImpl for MstGanSr {
             "threads" => s.threads.to_value(),
             "feature-cache" => s.feature_cache.to_value(),
             "max-memory" => s.max_memory_mib.to_value(),
+            "tile-size" => s.tile_size.to_value(),
+            "tile-overlap" => s.tile_overlap.to_value(),
+            "batch-size" => s.batch_size.to_value(),
             "max-gap" => s.continuity.max_gap.to_value(),
             "scene-cut-threshold" => s.continuity.scene_cut_threshold.to_value(),
             "late-frames" => s.late_frames.to_value(),
@@ -1071,7 +1044,7 @@ impl ElementImpl for MstGanSr {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             // progressive only: fields of interlaced video would be upscaled as one picture
             let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(FORMATS)
+                .format_list(pixels::FORMATS)
                 .field("interlace-mode", "progressive")
                 .build();
             vec![
@@ -1201,6 +1174,7 @@ impl BaseTransformImpl for MstGanSr {
             next_seq: 0,
             discont_next: false,
             newest_pts: None,
+            outbox: VecDeque::new(),
             resize_scratch: Vec::new(),
         });
         Ok(())
@@ -1263,7 +1237,7 @@ impl BaseTransformImpl for MstGanSr {
             .map_err(|_| gst::loggable_error!(CAT, "bad input caps {incaps}"))?;
         let out_info = VideoInfo::from_caps(outcaps)
             .map_err(|_| gst::loggable_error!(CAT, "bad output caps {outcaps}"))?;
-        let max_memory_mib = self.settings.lock().unwrap().max_memory_mib;
+        let settings = self.settings.lock().unwrap().clone();
         let mut upstream = gst::query::Latency::new();
         let live = self.obj().sink_pad().peer_query(&mut upstream) && upstream.result().0;
         let mut guard = self.state.lock().unwrap();
@@ -1280,38 +1254,51 @@ impl BaseTransformImpl for MstGanSr {
                 "output caps {outcaps} are not the input at x{s}"
             ));
         }
-        let Some(layout) = layout_of(in_info.format()) else {
-            return Err(gst::loggable_error!(
-                CAT,
-                "unsupported format {:?}",
-                in_info.format()
-            ));
-        };
+        let pixels = PixelPath::new(&in_info).map_err(|e| gst::loggable_error!(CAT, "{e}"))?;
         let (w, h) = (in_info.width() as usize, in_info.height() as usize);
-        let need = memory::estimated_bytes(w, h, state.upscaler.window_len(), s as usize);
-        if let Some(limit) = memory::bound(max_memory_mib << 20)
-            && need > limit.bytes
-        {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                (
-                    "{}x{} frames at x{} need about {} MiB per inference, more than the {} MiB {} allows",
-                    w,
-                    h,
-                    s,
-                    need >> 20,
-                    limit.bytes >> 20,
-                    limit.source
-                ),
-                [
-                    "downscale the input first (videoscale), use a smaller scale or allow more memory"
-                ]
-            );
-            return Err(gst::loggable_error!(CAT, "frames too large for memory"));
-        }
         let frame = frame_duration(&in_info);
-        state.upscaler.configure(w, h, frame.map(|f| f.nseconds()));
+        let bound = memory::bound(settings.max_memory_mib << 20);
+        let limits = Limits {
+            tile: settings.tile_size as usize,
+            overlap: settings.tile_overlap as usize,
+            batch: settings.batch_size as usize,
+            memory: bound.as_ref().map_or(u64::MAX, |b| b.bytes),
+            memory_source: bound.as_ref().map_or("nothing", |b| b.source),
+        };
+        let plan = match state
+            .upscaler
+            .configure(w, h, frame.map(|f| f.nseconds()), limits)
+        {
+            Ok(plan) => plan.clone(),
+            Err(e) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("{e}"),
+                    [
+                        "memory limits: {:?}",
+                        memory::limits(settings.max_memory_mib << 20)
+                    ]
+                );
+                return Err(gst::loggable_error!(CAT, "frames too large for memory"));
+            }
+        };
+        gst::info!(
+            CAT,
+            imp = self,
+            "{w}x{h}: {} tile(s) of {} px (+{} px context), batch {}, feature cache {}, ~{} MiB",
+            plan.tiles.len(),
+            plan.tile,
+            plan.overlap,
+            plan.batch,
+            plan.feature_cache,
+            plan.peak_bytes >> 20
+        );
+        if let Some(r) = self.running.lock().unwrap().as_mut() {
+            r.feature_cache_active = *state.upscaler.engine().feature_cache()
+                == FeatureCache::Active
+                && plan.feature_cache;
+        }
         // a live pipeline needs the processing time in its latency before the first frame;
         // measure it on a warm session
         let warm = if live {
@@ -1331,15 +1318,15 @@ impl BaseTransformImpl for MstGanSr {
         };
         *self.meta_infos.lock().unwrap() = Some((in_info.clone(), out_info.clone()));
         state.caps = Some(Negotiated {
-            matrix: matrix_of(&in_info),
             in_info,
             out_info,
-            layout,
+            pixels,
         });
         drop(guard);
         let changed = {
             let mut t = self.timing.lock().unwrap();
             t.frame = frame.or(Some(gst::ClockTime::ZERO));
+            t.batch = plan.batch as u64;
             t.upstream_live = live;
             if warm.is_some() {
                 t.processing = warm;
@@ -1379,6 +1366,7 @@ impl BaseTransformImpl for MstGanSr {
                     match guard.as_mut() {
                         Some(state) => {
                             state.upscaler.reset();
+                            state.outbox.clear();
                             state.discont_next = false;
                             state
                                 .held

@@ -6,6 +6,7 @@ use gst::prelude::*;
 use crate::engine;
 
 mod imp;
+mod pixels;
 
 /// Which onnxruntime execution provider runs the model.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]

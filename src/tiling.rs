@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! Cutting frames into overlapping tiles so that any frame size runs in bounded memory.
+//!
+//! Each tile is run over the whole window of T frames with `overlap` pixels of context on every
+//! side that has a neighbour; only its interior is kept, so the tiles meet without seams as long
+//! as the overlap covers what the network looks at (its receptive field and flow reach). The
+//! tile size follows from a memory budget unless it is given.
+
+/// One tile: the input crop the model sees (`x, y, w, h`, context included) and the interior it
+/// contributes to the output (`ix, iy, iw, ih`), in low-resolution pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tile {
+    pub x: usize,
+    pub y: usize,
+    pub w: usize,
+    pub h: usize,
+    pub ix: usize,
+    pub iy: usize,
+    pub iw: usize,
+    pub ih: usize,
+}
+
+/// Boundaries of `count` near-equal spans covering `0..n`.
+fn spans(n: usize, count: usize) -> Vec<(usize, usize)> {
+    (0..count)
+        .map(|i| (i * n / count, (i + 1) * n / count))
+        .collect()
+}
+
+/// The tiles of a `width` x `height` frame with interiors at most `tile` a side.
+pub fn grid(width: usize, height: usize, tile: usize, overlap: usize) -> Vec<Tile> {
+    let tile = tile.max(1);
+    let xs = spans(width, width.div_ceil(tile));
+    let ys = spans(height, height.div_ceil(tile));
+    let mut out = Vec::with_capacity(xs.len() * ys.len());
+    for &(y0, y1) in &ys {
+        for &(x0, x1) in &xs {
+            let (x, y) = (x0.saturating_sub(overlap), y0.saturating_sub(overlap));
+            let (xe, ye) = ((x1 + overlap).min(width), (y1 + overlap).min(height));
+            out.push(Tile {
+                x,
+                y,
+                w: xe - x,
+                h: ye - y,
+                ix: x0,
+                iy: y0,
+                iw: x1 - x0,
+                ih: y1 - y0,
+            });
+        }
+    }
+    out
+}
+
+/// The largest square interior (a multiple of 16, at least `min`) whose tile with context
+/// costs at most `budget` by `cost(w, h)`; the whole frame if it fits. `None` if not even the
+/// smallest tile fits.
+pub fn auto_tile(
+    width: usize,
+    height: usize,
+    overlap: usize,
+    min: usize,
+    budget: u64,
+    cost: impl Fn(usize, usize) -> u64,
+) -> Option<usize> {
+    let whole = width.max(height);
+    if cost(width, height) <= budget {
+        return Some(whole);
+    }
+    let mut t = whole / 16 * 16;
+    while t >= min.max(16) {
+        let (w, h) = ((t + 2 * overlap).min(width), (t + 2 * overlap).min(height));
+        if cost(w, h) <= budget {
+            return Some(t);
+        }
+        t -= 16;
+    }
+    None
+}
+
+/// Copies the `tile` crop of a planar `[c, H, W]` frame into `out` (`[c, h, w]`).
+pub fn crop(src: &[f32], width: usize, height: usize, tile: &Tile, out: &mut [f32]) {
+    let channels = src.len() / (width * height);
+    for c in 0..channels {
+        let plane = &src[c * width * height..][..width * height];
+        for row in 0..tile.h {
+            let s = &plane[(tile.y + row) * width + tile.x..][..tile.w];
+            out[(c * tile.h + row) * tile.w..][..tile.w].copy_from_slice(s);
+        }
+    }
+}
+
+/// Writes the interior of an upscaled tile (`[3, s*h, s*w]`) into the upscaled frame
+/// (`[3, s*H, s*W]`).
+pub fn paste(
+    tile_out: &[f32],
+    tile: &Tile,
+    scale: usize,
+    width: usize,
+    height: usize,
+    out: &mut [f32],
+) {
+    let (ow, oh) = (width * scale, height * scale);
+    let (tw, th) = (tile.w * scale, tile.h * scale);
+    let (dx, dy) = ((tile.ix - tile.x) * scale, (tile.iy - tile.y) * scale);
+    let (iw, ih) = (tile.iw * scale, tile.ih * scale);
+    for c in 0..3 {
+        for row in 0..ih {
+            let s = &tile_out[(c * th + dy + row) * tw + dx..][..iw];
+            out[(c * oh + tile.iy * scale + row) * ow + tile.ix * scale..][..iw].copy_from_slice(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interiors_cover_the_frame_once() {
+        for (w, h, t, ov) in [
+            (23, 17, 8, 3),
+            (100, 40, 100, 16),
+            (64, 64, 16, 0),
+            (7, 5, 2, 4),
+        ] {
+            let mut hits = vec![0u8; w * h];
+            for tile in grid(w, h, t, ov) {
+                assert!(tile.iw <= t && tile.ih <= t);
+                assert!(tile.x + tile.w <= w && tile.y + tile.h <= h);
+                assert!(tile.x <= tile.ix && tile.ix + tile.iw <= tile.x + tile.w);
+                for y in tile.iy..tile.iy + tile.ih {
+                    for x in tile.ix..tile.ix + tile.iw {
+                        hits[y * w + x] += 1;
+                    }
+                }
+            }
+            assert!(hits.iter().all(|&n| n == 1), "{w}x{h} tile {t}");
+        }
+    }
+
+    #[test]
+    fn crop_then_paste_is_the_identity_at_scale_1() {
+        let (w, h) = (13, 9);
+        let src: Vec<f32> = (0..3 * w * h).map(|i| i as f32).collect();
+        let mut out = vec![0.0; 3 * w * h];
+        for tile in grid(w, h, 5, 2) {
+            let mut buf = vec![0.0; 3 * tile.w * tile.h];
+            crop(&src, w, h, &tile, &mut buf);
+            paste(&buf, &tile, 1, w, h, &mut out);
+        }
+        assert_eq!(src, out);
+    }
+
+    #[test]
+    fn auto_tile_fits_the_budget() {
+        let cost = |w: usize, h: usize| (w * h) as u64;
+        assert_eq!(auto_tile(100, 50, 8, 32, 10_000, cost), Some(100));
+        let t = auto_tile(1000, 500, 8, 32, 10_000, cost).unwrap();
+        assert!(
+            cost(t + 16, t + 16) <= 10_000 && t % 16 == 0 && t >= 64,
+            "{t}"
+        );
+        assert_eq!(auto_tile(1000, 500, 8, 32, 100, cost), None);
+    }
+}
