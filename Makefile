@@ -7,7 +7,7 @@ export GST_PLUGIN_PATH := $(PLUGIN_DIR)
 # the bundled models are found next to the source tree; onnxruntime from the project venv
 export MSTGANSR_MODEL_DIR := $(CURDIR)/models
 
-.PHONY: setup build demo test test-rust test-python test-meson compare fixtures gpu-pack fmt lint
+.PHONY: setup build demo test test-rust test-python test-meson compare bench fixtures gpu-pack fmt lint
 
 setup:
 	bash scripts/setup.sh
@@ -26,6 +26,10 @@ demo: build
 # Vid4 comparison through GStreamer (all methods, all scales) -> docs/results.md, docs/compare/
 compare: build
 	cd models && ../$(PY) -m mstgan.compare --out ../docs --readme ../README.md
+
+# frames/s and peak RSS through gst-launch at five sizes, every scaler, alternated -> docs/bench/throughput.md
+bench: build
+	cd models && ../$(PY) -m mstgan.bench --readme ../README.md
 
 fixtures: setup
 	cd models && ../$(PY) -m mstgan.fixtures

@@ -21,16 +21,32 @@ pub struct Tile {
     pub ih: usize,
 }
 
-/// Boundaries of `count` near-equal spans covering `0..n`.
+/// Tile origins and context are multiples of this: the network's feature pyramid halves the
+/// picture twice (with ceil), so a crop that starts off this grid samples its coarse levels at
+/// other positions than the whole frame does, and every pixel of the tile changes (measured on
+/// Vid4 city: up to 41/255 with unaligned tiles, 1/255 aligned).
+pub const ALIGN: usize = 8;
+
+/// Boundaries of `count` near-equal spans covering `0..n`, inner ones on the [`ALIGN`] grid.
 fn spans(n: usize, count: usize) -> Vec<(usize, usize)> {
+    let cut = |i: usize| {
+        if i == count {
+            n
+        } else {
+            ((i * n / count + ALIGN / 2) / ALIGN * ALIGN).min(n)
+        }
+    };
     (0..count)
-        .map(|i| (i * n / count, (i + 1) * n / count))
+        .map(|i| (cut(i), cut(i + 1)))
+        .filter(|(a, b)| a < b)
         .collect()
 }
 
-/// The tiles of a `width` x `height` frame with interiors at most `tile` a side.
+/// The tiles of a `width` x `height` frame with interiors at most `tile` a side (plus what
+/// alignment adds) and `overlap` (rounded up to [`ALIGN`]) pixels of context.
 pub fn grid(width: usize, height: usize, tile: usize, overlap: usize) -> Vec<Tile> {
     let tile = tile.max(1);
+    let overlap = overlap.div_ceil(ALIGN) * ALIGN;
     let xs = spans(width, width.div_ceil(tile));
     let ys = spans(height, height.div_ceil(tile));
     let mut out = Vec::with_capacity(xs.len() * ys.len());
@@ -127,7 +143,8 @@ mod tests {
         ] {
             let mut hits = vec![0u8; w * h];
             for tile in grid(w, h, t, ov) {
-                assert!(tile.iw <= t && tile.ih <= t);
+                assert!(tile.iw <= t + ALIGN && tile.ih <= t + ALIGN);
+                assert!(tile.x % ALIGN == 0 && tile.y % ALIGN == 0, "{tile:?}");
                 assert!(tile.x + tile.w <= w && tile.y + tile.h <= h);
                 assert!(tile.x <= tile.ix && tile.ix + tile.iw <= tile.x + tile.w);
                 for y in tile.iy..tile.iy + tile.ih {

@@ -119,7 +119,7 @@ impl Default for Limits {
 
 /// Context around each tile when `overlap` is automatic (low-resolution pixels): measured to
 /// keep tiled output within rounding of the untiled one (the model card has the numbers).
-pub const DEFAULT_OVERLAP: usize = 16;
+pub const DEFAULT_OVERLAP: usize = 32;
 /// What automatic tiles let one inference use at most, so that large frames stay well inside
 /// ordinary machines (a 1080p x2 stream in about 2 GiB).
 pub const AUTO_INFERENCE_BYTES: u64 = 1 << 30;

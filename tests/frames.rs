@@ -46,7 +46,19 @@ fn upscale(
     props: &[(&str, u32)],
     cache: bool,
 ) -> (Vec<Vec<u8>>, gst::Element) {
-    let mut hs = harness_cache("fixture-x4-t5.onnx", 4, cache);
+    upscale_with("fixture-x4-t5.onnx", w, h, n, props, cache)
+}
+
+/// As [`upscale`] with another model (a path relative to `models/fixtures`).
+fn upscale_with(
+    model: &str,
+    w: u32,
+    h: u32,
+    n: u64,
+    props: &[(&str, u32)],
+    cache: bool,
+) -> (Vec<Vec<u8>>, gst::Element) {
+    let mut hs = harness_cache(model, 4, cache);
     let el = hs.element().unwrap();
     // properties that load the model take effect at start: restart with them
     el.set_state(gst::State::Null).unwrap();
@@ -84,16 +96,16 @@ fn max_diff(a: &[Vec<u8>], b: &[Vec<u8>]) -> u8 {
 fn tiled_output_matches_untiled() {
     init();
     for cache in [true, false] {
-        let (whole, _) = upscale(96, 72, 6, &[], cache);
-        // 12 tiles of at most 24 px with the default 16 px of context
-        let (tiled, el) = upscale(96, 72, 6, &[("tile-size", 24)], cache);
+        // 92x70: the tile edges do not fall on the network's pyramid grid by themselves
+        let (whole, _) = upscale(92, 70, 6, &[], cache);
+        // 12 tiles of about 24 px with the default 16 px of context
+        let (tiled, el) = upscale(92, 70, 6, &[("tile-size", 24)], cache);
         let d = max_diff(&whole, &tiled);
         assert!(d <= 1, "tiled differs by {d}/255 (feature cache {cache})");
         let st = el.property::<gst::Structure>("stats");
         assert_eq!(st.get::<u64>("inferred").unwrap(), 6);
-        // too little context does show: the check above can fail
-        let (seamy, _) = upscale(96, 72, 6, &[("tile-size", 24), ("tile-overlap", 1)], cache);
-        assert!(max_diff(&whole, &seamy) > 1, "feature cache {cache}");
+        // it did run in tiles: 4 x 3 of them
+        assert_eq!(st.get::<u64>("tiles").unwrap(), 12);
     }
 }
 

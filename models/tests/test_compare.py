@@ -136,3 +136,26 @@ def test_bicubic_on_vid4_reproduces_the_published_numbers(shared_data):
     avg = evaluate("bicubic", 4, shared_data / "vid4")["average"]
     assert avg["psnr"] == pytest.approx(23.78, abs=0.01)
     assert avg["ssim"] == pytest.approx(0.6347, abs=0.0005)
+
+
+def test_bench_pipelines_count_every_frame(tmp_path):
+    """``make bench``'s harness: a real pipeline per method, every frame accounted for, a
+    markdown table with a row per size."""
+    from mstgan import bench as B
+
+    env = C.plugin_env(None)
+    frames = B.make_frames(48, 32, 5, tmp_path)
+    assert frames.stat().st_size == 48 * 32 * 4 * 5
+    fixture = C.MODELS / "fixtures" / "fixture-x2-t5.onnx"
+    ms = [B.Method("fixture", f'mstgansr scale=2 model-location="{fixture}" execution-provider=cpu threads=1'),
+          B.Method("videoscale lanczos", "videoscale method=lanczos ! video/x-raw,width={W},height={H}")]
+    for m in ms:
+        fps, mib = B.run_once(m, frames, 48, 32, 2, 5, env, tmp_path)
+        assert fps > 0 and mib > 1
+    fps, _ = B.run_once(ms[0], frames, 48, 32, 2, 5, env, tmp_path, extra="batch-size=4")
+    assert fps > 0
+    with pytest.raises(C.CompareError, match="frames out for 6 in"):
+        B.run_once(ms[1], frames, 48, 32, 2, 6, env, tmp_path)
+    text = B.markdown([{"size": "48x32 x2", "method": "fixture", "fps": 9.0, "mib": 100.0}],
+                      [{"batch": 1, "fps": 9.0, "mib": 100.0}], 1, 1)
+    assert "| 48x32 x2 | 9.00 f/s, 100 MiB |" in text

@@ -190,6 +190,8 @@ struct Stats {
     restarts: u64,
     scene_cuts: u64,
     full_windows: u64,
+    /// Tiles per frame at the current caps.
+    tiles: u64,
 }
 
 #[derive(Default)]
@@ -775,6 +777,7 @@ impl MstGanSr {
             .field("restarts", s.restarts)
             .field("scene-cuts", s.scene_cuts)
             .field("full-windows", s.full_windows)
+            .field("tiles", s.tiles)
             .field(
                 "processing-time",
                 t.processing.map(|p| p.nseconds()).unwrap_or(0),
@@ -938,7 +941,7 @@ impl ObjectImpl for MstGanSr {
                     .blurb(
                         "frames-in, frames-out, inferred, dropped (QoS), resized (QoS), restarts \
                          (clean windows), scene-cuts, full-windows (inferred from T distinct \
-                         frames), processing-time and latency (ns)",
+                         frames), tiles (per frame), processing-time and latency (ns)",
                     )
                     .read_only()
                     .build(),
@@ -1294,6 +1297,7 @@ impl BaseTransformImpl for MstGanSr {
             plan.feature_cache,
             plan.peak_bytes >> 20
         );
+        self.post_stats(|s| s.tiles = plan.tiles.len() as u64);
         if let Some(r) = self.running.lock().unwrap().as_mut() {
             r.feature_cache_active = *state.upscaler.engine().feature_cache()
                 == FeatureCache::Active

@@ -1,0 +1,166 @@
+"""Throughput and memory of every scaler through ``gst-launch-1.0``, on the same frames.
+
+For each size (the sample clip ``examples/data/tennis-214x120.mp4`` decoded and resized once to
+it, stored as raw RGBx), each method runs as a real pipeline
+``filesrc ! rawvideoparse ! <method> ! fakesink``: mstgansr FP32 and INT8 (the shipped model of
+the scale), Real-ESRGAN ``realesr-animevideov3`` through the same element, and ``videoscale``
+lanczos. Methods alternate within each round; frames/s is the whole process (model loading
+included) over the frames, peak RSS is GNU time's; medians over rounds. A batch-size sweep of the
+INT8 model follows (offline throughput against windows per inference).
+
+    python -m mstgan.bench [--rounds 2] [--out ../docs/bench/throughput.md] [--readme ../README.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .compare import REPO, CompareError, plugin_env, shipped_models
+from .release import machine
+
+SAMPLE = REPO / "examples" / "data" / "tennis-214x120.mp4"
+# (width, height, scale, frames): enough frames that model loading is a small part
+SIZES = [(180, 144, 4, 30), (320, 240, 2, 30), (640, 360, 2, 12), (960, 540, 2, 6), (1920, 1080, 2, 3)]
+BATCH_SIZE = (640, 360, 2, 16)
+
+
+@dataclass
+class Method:
+    label: str
+    fragment: str  # between the raw frames and the sink
+
+
+def methods(scale: int, peer: Path | None, threads: int) -> list[Method]:
+    out = []
+    by_prec = {prec: p for s, variant, prec, p in shipped_models() if s == scale and variant == ("perceptual" if scale == 4 else "fidelity")}
+    for prec in ("fp32", "int8"):
+        if prec in by_prec:
+            out.append(Method(f"mstgansr {prec.upper()}",
+                              f'mstgansr scale={scale} model-location="{by_prec[prec]}" execution-provider=cpu threads={threads}'))  # fmt: skip
+    if peer is not None:
+        out.append(Method("Real-ESRGAN animevideov3",
+                          f'mstgansr scale={scale} model-location="{peer}" execution-provider=cpu threads={threads}'))  # fmt: skip
+    out.append(Method("videoscale lanczos", "videoscale method=lanczos ! video/x-raw,width={W},height={H}"))
+    return out
+
+
+def make_frames(w: int, h: int, n: int, work: Path) -> Path:
+    """The sample clip's first ``n`` frames (looped if short) resized to w x h, raw RGBx."""
+    dest = work / f"frames-{w}x{h}-{n}.rgbx"
+    if dest.exists():
+        return dest
+    launch = (f'filesrc location="{SAMPLE}" ! decodebin ! videoconvert ! videoscale method=lanczos ! '
+              f"video/x-raw,format=RGBx,width={w},height={h} ! filesink location={dest}")  # fmt: skip
+    subprocess.run(["gst-launch-1.0", "-q", *launch.split()], check=True, capture_output=True)
+    frame = w * h * 4
+    data = dest.read_bytes()
+    have = len(data) // frame
+    if have == 0:
+        raise CompareError(f"could not decode {SAMPLE}")
+    dest.write_bytes(b"".join(data[(i % have) * frame:(i % have + 1) * frame] for i in range(n)))
+    return dest
+
+
+def run_once(m: Method, frames: Path, w: int, h: int, s: int, n: int, env: dict, work: Path,
+             extra: str = "") -> tuple[float, float]:  # fmt: skip
+    """(frames/s, peak MiB) of one pipeline run; checks that every frame came out."""
+    frag = m.fragment.replace("{W}", str(w * s)).replace("{H}", str(h * s))
+    if extra:
+        frag = frag.replace("mstgansr ", f"mstgansr {extra} ", 1)
+    launch = (f"filesrc location={frames} ! rawvideoparse format=rgbx width={w} height={h} framerate=25/1 ! "
+              f"{frag} ! fakesink name=out sync=false silent=false -v")  # fmt: skip
+    rss = work / "rss.txt"
+    t0 = time.perf_counter()
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss), "gst-launch-1.0", *launch.split()],
+                       env=env, capture_output=True, text=True)  # fmt: skip
+    secs = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise CompareError(f"{m.label} at {w}x{h} x{s} failed:\n{(p.stderr + p.stdout)[-2000:]}")
+    got = p.stdout.count("out: last-message = chain")
+    if got != n:
+        raise CompareError(f"{m.label} at {w}x{h} x{s}: {got} frames out for {n} in")
+    return n / secs, int(rss.read_text().split()[-1]) / 1024
+
+
+def run(rounds: int, threads: int, work: Path, with_peer: bool = True) -> tuple[list[dict], list[dict]]:
+    env = plugin_env(None)
+    work.mkdir(parents=True, exist_ok=True)
+    peers: dict[int, Path | None] = {}
+    for s in sorted({s for _, _, s, _ in SIZES}):
+        peers[s] = None
+        if with_peer:
+            from .peers import export_peer
+
+            peers[s] = export_peer(s, work / f"realesr-animevideov3-x{s}.onnx")
+    rows: dict[tuple, list] = {}
+    plan = [(w, h, s, n, m) for w, h, s, n in SIZES for m in methods(s, peers[s], threads)]
+    for r in range(rounds):
+        for w, h, s, n, m in plan:
+            fps, mib = run_once(m, make_frames(w, h, n, work), w, h, s, n, env, work)
+            rows.setdefault((w, h, s, m.label), []).append((fps, mib))
+            print(f"round {r + 1}: {m.label} {w}x{h} x{s}: {fps:.2f} frames/s, {mib:.0f} MiB", flush=True)
+    table = [{"size": f"{w}x{h} x{s}", "method": label,
+              "fps": statistics.median(v[0] for v in vals), "mib": statistics.median(v[1] for v in vals)}
+             for (w, h, s, label), vals in rows.items()]  # fmt: skip
+    # batch sweep: the INT8 model, same frames, alternated
+    w, h, s, n = BATCH_SIZE
+    int8 = next(m for m in methods(s, None, threads) if m.label.endswith("INT8"))
+    sweep: dict[int, list] = {}
+    for r in range(rounds):
+        for b in (1, 2, 4, 8):
+            fps, mib = run_once(int8, make_frames(w, h, n, work), w, h, s, n, env, work, extra=f"batch-size={b}")
+            sweep.setdefault(b, []).append((fps, mib))
+            print(f"round {r + 1}: batch {b} at {w}x{h} x{s}: {fps:.2f} frames/s, {mib:.0f} MiB", flush=True)
+    batches = [{"batch": b, "fps": statistics.median(v[0] for v in vals), "mib": statistics.median(v[1] for v in vals)}
+               for b, vals in sweep.items()]  # fmt: skip
+    return table, batches
+
+
+def markdown(table: list[dict], batches: list[dict], rounds: int, threads: int) -> str:
+    sizes = list(dict.fromkeys(r["size"] for r in table))
+    labels = list(dict.fromkeys(r["method"] for r in table))
+    cell = {(r["size"], r["method"]): r for r in table}
+    lines = ["| input, scale | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for sz in sizes:
+        cells = [f"{cell[(sz, m)]['fps']:.2f} f/s, {cell[(sz, m)]['mib']:.0f} MiB" if (sz, m) in cell else "-"
+                 for m in labels]  # fmt: skip
+        lines.append(f"| {sz} | " + " | ".join(cells) + " |")
+    w, h, s, n = BATCH_SIZE
+    lines += ["", f"batch-size sweep, mstgansr INT8 at {w}x{h} x{s} ({n} frames):", "",
+              "| batch-size | frames/s | peak MiB |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {b['batch']} | {b['fps']:.2f} | {b['mib']:.0f} |" for b in batches]
+    head = (f"{machine()}; {threads} onnxruntime threads; {datetime.date.today()}; {rounds} round(s) alternated, "
+            f"medians; frames/s = frames / whole gst-launch-1.0 process time (model loading included)")  # fmt: skip
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--work", default=str(REPO / "models" / ".cache" / "bench"))
+    ap.add_argument("--out", default=str(REPO / "docs" / "bench" / "throughput.md"))
+    ap.add_argument("--readme", help="README whose <!-- bench:begin/end --> block gets the table")
+    ap.add_argument("--no-peer", action="store_true", help="leave Real-ESRGAN out (no PyPI download)")
+    args = ap.parse_args(argv)
+    table, batches = run(args.rounds, args.threads, Path(args.work), not args.no_peer)
+    text = markdown(table, batches, args.rounds, args.threads)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("# Throughput through gst-launch-1.0 (`make bench`)\n\n" + text)
+    print(text)
+    if args.readme:
+        readme = Path(args.readme)
+        s = readme.read_text()
+        a, b = s.index("<!-- bench:begin -->"), s.index("<!-- bench:end -->")
+        readme.write_text(s[: a + len("<!-- bench:begin -->")] + "\n" + text + s[b:])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
