@@ -6,7 +6,9 @@ over the 4 clips; LPIPS-alex and tOF (TecoGAN definitions) with ``--perceptual``
     python -m mstgan.evaluate --scale 4 --method bicubic --method onnx:mstgan-x4-fidelity.onnx
 
 ``ckpt:<checkpoint>`` evaluates a training checkpoint's EMA generator in PyTorch (CPU), e.g. a
-model trained but not (yet) exported.
+model trained but not (yet) exported. ``--qp N`` feeds every method the LR clips after H.264 at
+QP N (x264, 4:2:0, see :mod:`mstgan.realworld`): compressed input, as cameras and the web give
+it; bicubic then upscales the same decoded frames.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def tof(out: np.ndarray, gt: np.ndarray) -> float:
     return tof_from_flows(farneback_flows(out), farneback_flows(gt))
 
 
-def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, threads: int = 2) -> dict:
+def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, threads: int = 2,
+             qp: int | None = None) -> dict:  # fmt: skip
     sess, window, gen = None, 1, None
     if method.startswith("ckpt:"):
         import torch
@@ -102,6 +105,10 @@ def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, thre
     t_total, n_total = 0.0, 0
     for clip in CLIPS:
         lr, gt = load_clip(vid4, clip, scale)
+        if qp is not None:
+            from .realworld import compress_clip
+
+            lr = compress_clip(lr, qp)
         t0 = time.time()
         if gen is not None:
             out = upscale(gen, lr)
@@ -123,7 +130,7 @@ def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, thre
             row["tof"] = tof(out, gt)
         per_clip[clip] = row
     avg = {k: float(np.mean([per_clip[c][k] for c in CLIPS])) for k in per_clip[CLIPS[0]]}
-    return {"method": method, "scale": scale, "clips": per_clip, "average": avg,
+    return {"method": method, "scale": scale, "clips": per_clip, "average": avg, "qp": qp,
             "seconds_per_frame": t_total / n_total, "threads": threads}  # fmt: skip
 
 
@@ -135,12 +142,15 @@ def main(argv=None) -> int:
     ap.add_argument("--perceptual", action="store_true", help="also LPIPS-alex and tOF")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="write results here")
+    ap.add_argument("--qp", type=int, action="append", help="also on x264-compressed input at this QP (repeatable)")
     args = ap.parse_args(argv)
-    results = [evaluate(m, args.scale, Path(args.vid4), args.perceptual, args.threads) for m in args.method]
+    results = [evaluate(m, args.scale, Path(args.vid4), args.perceptual, args.threads, qp)
+               for qp in [None, *(args.qp or [])] for m in args.method]  # fmt: skip
     for r in results:
         a = r["average"]
         extra = f"  LPIPS {a['lpips']:.4f}  tOF {a['tof']:.4f}" if "lpips" in a else ""
-        print(f"x{r['scale']} {r['method']}: PSNR {a['psnr']:.3f}  SSIM {a['ssim']:.4f}{extra}  "
+        src = "BI" if r["qp"] is None else f"BI + x264 QP {r['qp']}"
+        print(f"x{r['scale']} {src} {r['method']}: PSNR {a['psnr']:.3f}  SSIM {a['ssim']:.4f}{extra}  "
               f"({r['seconds_per_frame'] * 1000:.0f} ms/frame, {r['threads']} threads)")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")

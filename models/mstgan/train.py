@@ -42,6 +42,7 @@ DEFAULTS = {
     "init_from": None, "val_hr_crop": 192, "val_per_seq": 3,
     "divergence_db": 3.0, "divergence_patience": 3, "datapack": None,
     "photo_share": 0.0, "photo_clips": 12, "device_sampler": False,
+    "degradation": "bi", "real_versions": 2, "real_val_qp": 28,
 }  # fmt: skip
 
 
@@ -125,14 +126,25 @@ class Trainer:
                 raise FileNotFoundError(f"photo_share={opt['photo_share']} but the data pack has no photos; "
                                         "rebuild it with `make gpu-pack`")  # fmt: skip
             train_seqs += D.photo_sequences(photos, s, opt["photo_clips"], max(9, t + n_out - 1), seed=seed, device=deg)
+        val_seqs = D.build_sequences(root, val_names, s, jitter=False, cache_dir=cache, pack=pack)
+        if opt["degradation"] == "real":
+            # compressed input (see mstgan.realworld): every clip also in degraded versions, and
+            # validation on the held-out clips at one fixed QP
+            from dataclasses import replace
+
+            from .realworld import compress_clip, real_sequences
+
+            train_seqs = real_sequences(train_seqs, opt["real_versions"], seed, cache)
+            val_seqs = [replace(v, lr=compress_clip(v.lr, opt["real_val_qp"])) for v in val_seqs]
+        elif opt["degradation"] != "bi":
+            raise ValueError(f"degradation must be 'bi' or 'real', not {opt['degradation']!r}")
         self.sampler = D.ClipSampler(train_seqs, s, t + n_out - 1, n_out, opt["lr_patch"], seed, opt["photo_share"])
         if opt["device_sampler"]:
             self.sampler = D.DeviceClipSampler(self.sampler, self.device)
         # a GPU step must not wait for the CPU to read its losses: check and read them every
         # log_every steps there (a non-finite loss is still caught, a few steps late)
         self.sync_every = 1 if self.device.type == "cpu" else opt["log_every"]
-        self.val = D.validation_windows(D.build_sequences(root, val_names, s, jitter=False, cache_dir=cache, pack=pack),
-                                        t, s, opt["val_hr_crop"], opt["val_per_seq"])  # fmt: skip
+        self.val = D.validation_windows(val_seqs, t, s, opt["val_hr_crop"], opt["val_per_seq"])
         # identifies the validation crops: a best score measured on other crops (CPU frames vs the
         # GPU pack's JPEGs) must not block checkpoint selection after a resume
         digest = hashlib.sha1()

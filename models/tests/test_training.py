@@ -158,3 +158,15 @@ def test_model_grown_with_the_coarse_context_starts_as_the_smaller_one_and_train
         t.train_step()
     assert t.G.fusion.context.out.weight.abs().sum() > 0
     assert not torch.equal(inner, t.G.fusion.context.inp[0].weight)
+
+
+def test_real_world_degradation_trains_on_compressed_versions(tmp_path, shared_data):
+    tr = make(tmp_path, shared_data, stage=1, degradation="real", real_versions=1)
+    names = [s.name for s in tr.sampler.seqs]
+    assert any("+qp" in n for n in names) and any("+qp" not in n for n in names), names
+    # validation sees the held-out clip compressed at the fixed QP, not the clean frames
+    clean = make(tmp_path / "bi", shared_data, stage=1)
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(tr.val, clean.val))
+    assert np.isfinite(tr.train_step()["total"])
+    with pytest.raises(ValueError, match="degradation must be"):
+        make(tmp_path / "bad", shared_data, stage=1, degradation="blur")
