@@ -76,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = match &a.model {
         Some(m) => m.clone(),
         None => {
-            gstmstgansr::models::resolve(a.scale, None, None)
+            gstmstgansr::models::resolve(a.scale, None, Default::default(), None)
                 .map_err(|tried| format!("no bundled model, tried {tried:?}"))?
                 .path
         }

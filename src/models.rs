@@ -36,17 +36,45 @@ pub fn search_dirs(plugin_file: Option<&Path>) -> Vec<PathBuf> {
     dirs
 }
 
+/// Which trained model of a scale: for clean input, sharpest (GAN) or most faithful, or for
+/// compressed camera and web video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Variant {
+    /// Perceptual where it ships (x4), else fidelity.
+    #[default]
+    Auto,
+    Perceptual,
+    Fidelity,
+    /// Trained on x264-compressed and noisy input.
+    Real,
+}
+
+impl Variant {
+    fn names(self) -> &'static [&'static str] {
+        match self {
+            Variant::Auto => &["perceptual", "fidelity"],
+            Variant::Perceptual => &["perceptual"],
+            Variant::Fidelity => &["fidelity"],
+            Variant::Real => &["real"],
+        }
+    }
+}
+
 /// Candidate file names for a request, best first; `None` takes either precision, INT8 first
-/// (the fast path on CPU). The perceptual (GAN) variant is the default at x4, the fidelity one
-/// where no GAN model ships.
-pub fn candidate_names(scale: u32, precision: Option<ModelPrecision>) -> Vec<String> {
+/// (the fast path on CPU). With [`Variant::Auto`] the perceptual (GAN) variant is the default at
+/// x4, the fidelity one where no GAN model ships.
+pub fn candidate_names(
+    scale: u32,
+    precision: Option<ModelPrecision>,
+    variant: Variant,
+) -> Vec<String> {
     let suffixes: &[&str] = match precision {
         Some(ModelPrecision::Int8) => &["-int8"],
         Some(ModelPrecision::Fp32) => &[""],
         None => &["-int8", ""],
     };
     let mut names = Vec::new();
-    for variant in ["perceptual", "fidelity"] {
+    for variant in variant.names() {
         for sfx in suffixes {
             names.push(format!("mstgan-x{scale}-{variant}{sfx}.onnx"));
         }
@@ -69,11 +97,12 @@ pub struct Resolved {
 pub fn resolve(
     scale: u32,
     precision: Option<ModelPrecision>,
+    variant: Variant,
     plugin_file: Option<&Path>,
 ) -> Result<Resolved, Vec<PathBuf>> {
     let dirs = search_dirs(plugin_file);
     let mut tried = Vec::new();
-    for name in candidate_names(scale, precision) {
+    for name in candidate_names(scale, precision, variant) {
         for d in &dirs {
             let p = d.join(&name);
             if p.is_file() {
@@ -84,6 +113,10 @@ pub fn resolve(
             }
             tried.push(p);
         }
+    }
+    // the untrained fixture stands in only for "any trained model", not for a variant asked for
+    if variant != Variant::Auto {
+        return Err(tried);
     }
     for d in &dirs {
         let p = d.join(fixture_name(scale));
@@ -105,7 +138,7 @@ mod tests {
     #[test]
     fn names_prefer_int8_then_fp32_and_perceptual() {
         assert_eq!(
-            candidate_names(4, None),
+            candidate_names(4, None, Variant::Auto),
             vec![
                 "mstgan-x4-perceptual-int8.onnx",
                 "mstgan-x4-perceptual.onnx",
@@ -114,8 +147,12 @@ mod tests {
             ]
         );
         assert_eq!(
-            candidate_names(2, Some(ModelPrecision::Fp32)),
+            candidate_names(2, Some(ModelPrecision::Fp32), Variant::Auto),
             vec!["mstgan-x2-perceptual.onnx", "mstgan-x2-fidelity.onnx"]
+        );
+        assert_eq!(
+            candidate_names(4, None, Variant::Real),
+            vec!["mstgan-x4-real-int8.onnx", "mstgan-x4-real.onnx"]
         );
     }
 

@@ -572,3 +572,28 @@ fn active_provider_tells_the_truth() {
         Some("cpu")
     );
 }
+
+#[test]
+fn variant_picks_the_bundled_model() {
+    init();
+    for (variant, want) in [
+        ("fidelity", "mstgan-x4-fidelity-int8.onnx"),
+        ("perceptual", "mstgan-x4-perceptual-int8.onnx"),
+        ("auto", "mstgan-x4-perceptual-int8.onnx"),
+    ] {
+        let el = gst::ElementFactory::make("mstgansr")
+            .property("scale", 4u32)
+            .property_from_str("variant", variant)
+            .property_from_str("execution-provider", "cpu")
+            .build()
+            .unwrap();
+        el.set_state(gst::State::Paused).unwrap();
+        let path = el.property::<Option<String>>("model-path").unwrap();
+        assert!(path.ends_with(want), "{variant}: {path}");
+        el.set_state(gst::State::Null).unwrap();
+    }
+    // a variant that is not installed is an error that says so, not the untrained fixture
+    let m = run_pipeline("scale=3 variant=real", CAPS);
+    let (headline, _) = m.errors.first().expect("an error");
+    assert!(headline.contains("no bundled x3 real model"), "{headline}");
+}

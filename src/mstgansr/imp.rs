@@ -42,7 +42,7 @@ use crate::models;
 use crate::upscaler::{Arrival, Break, Continuity, Limits, Ready, Upscaler};
 
 use super::pixels::{self, PixelPath};
-use super::{ExecutionProvider, LateFrames, Precision};
+use super::{ExecutionProvider, LateFrames, Precision, Variant};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -53,9 +53,10 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 /// Properties that only take effect when the element starts (READY -> PAUSED).
-const READY_ONLY: [&str; 12] = [
+const READY_ONLY: [&str; 13] = [
     "scale",
     "model-location",
+    "variant",
     "execution-provider",
     "device-id",
     "precision",
@@ -72,6 +73,7 @@ const READY_ONLY: [&str; 12] = [
 struct Settings {
     scale: u32,
     model_location: Option<String>,
+    variant: Variant,
     execution_provider: ExecutionProvider,
     device_id: i32,
     precision: Precision,
@@ -91,6 +93,7 @@ impl Default for Settings {
         Self {
             scale: 4,
             model_location: None,
+            variant: Variant::Auto,
             execution_provider: ExecutionProvider::Auto,
             device_id: 0,
             precision: Precision::Auto,
@@ -143,6 +146,7 @@ struct State {
 /// What the element started with (read-only properties, caps transformation).
 #[derive(Debug, Clone)]
 struct Running {
+    model_path: PathBuf,
     scale: u32,
     window: u32,
     active_provider: ActiveProvider,
@@ -303,13 +307,24 @@ impl MstGanSr {
         let want = crate::engine::Precision::from(settings.precision)
             .model_precision()
             .or(gpu.then_some(crate::engine::ModelPrecision::Fp32));
-        match models::resolve(settings.scale, want, plugin_file.as_deref()) {
+        match models::resolve(
+            settings.scale,
+            want,
+            settings.variant.into(),
+            plugin_file.as_deref(),
+        ) {
             Ok(r) => Ok((r.path, r.is_fixture)),
             Err(tried) => Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
                 (
-                    "no bundled x{} model is installed: set model-location or {}",
+                    "no bundled x{} {} model is installed: set model-location, another variant, or {}",
                     settings.scale,
+                    match settings.variant {
+                        Variant::Auto => "",
+                        Variant::Perceptual => "perceptual",
+                        Variant::Fidelity => "fidelity",
+                        Variant::Real => "real",
+                    },
                     models::MODEL_DIR_ENV
                 ),
                 [
@@ -814,6 +829,14 @@ impl ObjectImpl for MstGanSr {
                     )
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("variant", d.variant)
+                    .nick("Variant")
+                    .blurb(
+                        "Which bundled model (without model-location): perceptual or fidelity for \
+                         clean input, real for compressed camera and web video",
+                    )
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("execution-provider", d.execution_provider)
                     .nick("Execution provider")
                     .blurb("onnxruntime execution provider; auto = best available, CPU as the last resort")
@@ -931,6 +954,11 @@ impl ObjectImpl for MstGanSr {
                     .blurb("Frames the model sees per output (from the model; known once started)")
                     .read_only()
                     .build(),
+                glib::ParamSpecString::builder("model-path")
+                    .nick("Model path")
+                    .blurb("The model file that was loaded (known once started)")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecString::builder("active-provider")
                     .nick("Active provider")
                     .blurb("Execution provider that actually runs the model (known once started)")
@@ -974,6 +1002,7 @@ impl ObjectImpl for MstGanSr {
         match name {
             "scale" => s.scale = value.get().expect("type checked upstream"),
             "model-location" => s.model_location = value.get().expect("type checked upstream"),
+            "variant" => s.variant = value.get().expect("type checked upstream"),
             "execution-provider" => {
                 s.execution_provider = value.get().expect("type checked upstream")
             }
@@ -1001,6 +1030,7 @@ impl ObjectImpl for MstGanSr {
         match pspec.name() {
             "scale" => s.scale.to_value(),
             "model-location" => s.model_location.to_value(),
+            "variant" => s.variant.to_value(),
             "execution-provider" => s.execution_provider.to_value(),
             "device-id" => s.device_id.to_value(),
             "precision" => s.precision.to_value(),
@@ -1016,6 +1046,9 @@ impl ObjectImpl for MstGanSr {
             "late-frames" => s.late_frames.to_value(),
             "feature-cache-active" => running().is_some_and(|r| r.feature_cache_active).to_value(),
             "window" => running().map(|r| r.window).unwrap_or(0).to_value(),
+            "model-path" => running()
+                .map(|r| r.model_path.display().to_string())
+                .to_value(),
             "active-provider" => running()
                 .map(|r| r.active_provider.as_str().to_string())
                 .to_value(),
@@ -1159,6 +1192,7 @@ impl BaseTransformImpl for MstGanSr {
             other => gst::info!(CAT, imp = self, "feature cache: {other:?}"),
         }
         *self.running.lock().unwrap() = Some(Running {
+            model_path: model_path.clone(),
             scale: info.scale,
             window: info.window as u32,
             active_provider: engine.active_provider(),

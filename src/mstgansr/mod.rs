@@ -3,7 +3,7 @@
 use gst::glib;
 use gst::prelude::*;
 
-use crate::engine;
+use crate::{engine, models};
 
 mod imp;
 mod pixels;
@@ -58,6 +58,42 @@ pub enum LateFrames {
     Resize = 1,
 }
 
+/// Which bundled model serves a scale.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstMstGanSrVariant")]
+pub enum Variant {
+    #[default]
+    #[enum_value(
+        name = "Auto: perceptual where it ships (x4), else fidelity",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(
+        name = "Perceptual (GAN): sharpest on clean input",
+        nick = "perceptual"
+    )]
+    Perceptual = 1,
+    #[enum_value(name = "Fidelity: highest PSNR on clean input", nick = "fidelity")]
+    Fidelity = 2,
+    #[enum_value(
+        name = "Real: trained on compressed, noisy input (cameras, web video)",
+        nick = "real"
+    )]
+    Real = 3,
+}
+
+impl From<Variant> for models::Variant {
+    fn from(v: Variant) -> Self {
+        match v {
+            Variant::Auto => models::Variant::Auto,
+            Variant::Perceptual => models::Variant::Perceptual,
+            Variant::Fidelity => models::Variant::Fidelity,
+            Variant::Real => models::Variant::Real,
+        }
+    }
+}
+
 impl From<ExecutionProvider> for engine::Provider {
     fn from(p: ExecutionProvider) -> Self {
         match p {
@@ -90,6 +126,7 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
         ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
         Precision::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
         LateFrames::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+        Variant::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     }
     gst::Element::register(
         Some(plugin),
