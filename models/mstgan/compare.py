@@ -8,6 +8,9 @@ Every method runs in its own ``gst-launch-1.0`` process on the Vid4 LR frames (P
 - Real-ESRGAN ``realesr-animevideov3`` converted from its ncnn weights (``mstgan.peers``) and run
   through the same element and onnxruntime with a window of 1 frame.
 
+Each method runs on the BI inputs and again on the same inputs after x264 at QP 24 and 32 (``--qp``;
+:mod:`mstgan.realworld`), the compressed video cameras and the web deliver.
+
 Metrics: PSNR/SSIM (Y of MATLAB rgb2ycbcr, crop 0, all frames, mean per clip then over clips),
 LPIPS-alex, tOF and tLP (TecoGAN definitions, all frames), VMAF (imageio-ffmpeg's libvmaf), pipeline
 frames/s (wall time of the whole process: PNG decoding, model loading and inference) and peak
@@ -19,6 +22,7 @@ resident memory of the process.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -142,6 +146,28 @@ def load_clips(vid4: Path, scale: int, clips: list[str], cache: Path, frames: in
                 if not f.exists():
                     Image.fromarray(degrade_bi(g, scale)).save(f)
         out.append(Clip(name, lr_dir, gt))
+    return out
+
+
+def compressed_clips(data: list[Clip], qp: int, cache: Path) -> list[Clip]:
+    """The clips' LR frames after x264 at ``qp`` (see :mod:`mstgan.realworld`), as PNGs under
+    ``cache`` (written once): the compressed input cameras and web video give."""
+    from .realworld import compress_clip
+
+    out = []
+    for c in data:
+        # keyed by where the frames come from and how many: a short test clip never stands in
+        key = hashlib.sha1(f"{c.lr_dir.resolve()}:{len(c.gt)}".encode()).hexdigest()[:10]
+        d = cache / f"{c.name}-{key}"
+        files = _read_pngs(c.lr_dir)[: len(c.gt)]
+        done = d / ".complete"
+        if not done.exists():
+            d.mkdir(parents=True, exist_ok=True)
+            lr = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+            for i, fr in enumerate(compress_clip(lr, qp)):
+                Image.fromarray(fr).save(d / f"{i:08d}.png")
+            done.write_text(f"{qp}\n")
+        out.append(Clip(c.name, d, c.gt))
     return out
 
 
@@ -368,8 +394,8 @@ def _fmt(v, nd):
     return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{nd}f}"
 
 
-def summary_table(results: list[dict], scale: int) -> str:
-    rows = [r for r in results if r["scale"] == scale]
+def summary_table(results: list[dict], scale: int, source: str = "BI") -> str:
+    rows = [r for r in results if r["scale"] == scale and r.get("input", "BI") == source]
     cols = [c for c in COLS if c[0] in rows[0]["average"]]
     head = "| method | " + " | ".join(c[1] for c in cols) + " | frames/s | peak MiB |"
     lines = [head, "|" + "---|" * (len(cols) + 3)]
@@ -379,8 +405,8 @@ def summary_table(results: list[dict], scale: int) -> str:
     return "\n".join(lines)
 
 
-def clip_table(results: list[dict], scale: int) -> str:
-    rows = [r for r in results if r["scale"] == scale]
+def clip_table(results: list[dict], scale: int, source: str = "BI") -> str:
+    rows = [r for r in results if r["scale"] == scale and r.get("input", "BI") == source]
     clips = list(rows[0]["clips"])
     lines = ["| method | " + " | ".join(clips) + " |", "|" + "---|" * (len(clips) + 1)]
     for r in rows:
@@ -411,8 +437,10 @@ def report(results: list[dict], meta: dict, pictures: list[Path], plots: list[Pa
           "the 4 clips; peak MiB is the largest resident set of any of those processes. Lower is better "
           "for LPIPS, tOF and tLP.", ""]  # fmt: skip
     for s in sorted({r["scale"] for r in results}, reverse=True):
-        md += [f"## x{s}", "", summary_table(results, s), "", "Per clip (PSNR / SSIM / LPIPS):", "",
-               clip_table(results, s), ""]  # fmt: skip
+        for src in dict.fromkeys(r.get("input", "BI") for r in results if r["scale"] == s):
+            what = "BI input" if src == "BI" else f"BI input after x264 at {src} (compressed, as cameras and web video are)"
+            md += [f"## x{s}, {what}", "", summary_table(results, s, src), "", "Per clip (PSNR / SSIM / LPIPS):", "",
+                   clip_table(results, s, src), ""]  # fmt: skip
     if plots:
         md += ["## Quality vs speed", ""] + [f"![{p.stem}]({rel(p)})" for p in plots] + [""]
     if pictures:
@@ -428,7 +456,12 @@ def update_readme(readme: Path, results: list[dict], scale: int = 4) -> None:
     text = readme.read_text()
     if begin not in text or end not in text:
         raise CompareError(f"{readme}: no {begin} ... {end} markers to put the summary between")
-    block = f"{begin}\n{summary_table(results, scale)}\n{end}"
+    parts = []
+    for src in dict.fromkeys(r.get("input", "BI") for r in results if r["scale"] == scale):
+        if src != "BI":
+            parts.append(f"\nx{scale} on compressed input (the BIx4 frames through x264 at {src}):\n")
+        parts.append(summary_table(results, scale, src))
+    block = f"{begin}\n" + "\n".join(parts) + f"\n{end}"
     readme.write_text(text[: text.index(begin)] + block + text[text.index(end) + len(end) :])
 
 
@@ -446,7 +479,7 @@ def plugin_env(plugin_dir: Path | None) -> dict:
 
 def run(scales: list[int], clips: list[str], vid4: Path, out: Path, threads: int = 2, only: list[str] | None = None,
         frames: int | None = None, with_vmaf: bool = True, plugin_dir: Path | None = None,
-        models_dir: Path = MODELS, peer: bool = True, command: str = "") -> list[dict]:  # fmt: skip
+        models_dir: Path = MODELS, peer: bool = True, command: str = "", qps: tuple[int, ...] = (24, 32)) -> list[dict]:  # fmt: skip
     from .lpips import LPIPS
     from .peers import export_peer
 
@@ -471,24 +504,26 @@ def run(scales: list[int], clips: list[str], vid4: Path, out: Path, threads: int
                 lr = np.stack([np.asarray(Image.open(c.lr_dir / f"{i:08d}.png").convert("RGB")) for i in range(len(c.gt))])
                 pics.add(c, "LR (nearest)", lr, scale)
         refs = {c.name: Reference.of(lp, c.gt) for c in data}
+        inputs = [("BI", data)] + [(f"QP {qp}", compressed_clips(data, qp, cache / f"x264-qp{qp}-x{scale}"))
+                                   for qp in qps]  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
-            for m in ms:
+            for (source, clips_in), m in [(i, m) for i in inputs for m in ms]:
                 per_clip, secs, n, peak = {}, 0.0, 0, 0.0
-                for c in data:
+                for c in clips_in:
                     r = run_method(m, c, Path(tmp), env)
                     secs, n, peak = secs + r.seconds, n + len(r.frames), max(peak, r.peak_mib)
                     try:
                         per_clip[c.name] = clip_metrics(r.frames, refs[c.name], lp, with_vmaf, threads)
                     except CompareError as e:
-                        raise CompareError(f"{m.label} on {c.name}: {e}") from None
-                    if scale == 4 and m.name in PICTURE_LABELS:
+                        raise CompareError(f"{m.label} on {c.name} ({source}): {e}") from None
+                    if scale == 4 and source == "BI" and m.name in PICTURE_LABELS:
                         pics.add(c, PICTURE_LABELS[m.name], r.frames, scale)
                 avg = {k: float(np.mean([per_clip[c][k] for c in per_clip])) for k in per_clip[data[0].name]}
-                res = {"name": m.name, "label": m.label, "family": m.family, "scale": scale, "clips": per_clip,
-                       "average": avg, "fps": n / secs, "peak_mib": peak, "frames": n, "commit": head,
+                res = {"name": m.name, "label": m.label, "family": m.family, "scale": scale, "input": source,
+                       "clips": per_clip, "average": avg, "fps": n / secs, "peak_mib": peak, "frames": n, "commit": head,
                        "model": str(m.model.relative_to(REPO)) if m.model and m.model.is_relative_to(REPO) else None}  # fmt: skip
                 results.append(res)
-                print(f"x{scale} {m.label:32s} PSNR {avg['psnr']:.2f} SSIM {avg['ssim']:.4f} LPIPS {avg['lpips']:.3f} "
+                print(f"x{scale} {source:6s} {m.label:32s} PSNR {avg['psnr']:.2f} SSIM {avg['ssim']:.4f} LPIPS {avg['lpips']:.3f} "
                       f"tOF {avg['tof']:.3f} tLP {avg['tlp']:.3f}" + (f" VMAF {avg['vmaf']:.1f}" if "vmaf" in avg else "")
                       + f"  {n / secs:.2f} fps  {peak:.0f} MiB", flush=True)  # fmt: skip
         if scale == 4:
@@ -523,12 +558,14 @@ def main(argv=None) -> int:
     ap.add_argument("--no-peer", action="store_true", help="skip Real-ESRGAN (needs PyPI once)")
     ap.add_argument("--plugin-dir", help="folder with libgstmstgansr.so (default target/release, then target/debug)")
     ap.add_argument("--models-dir", default=str(MODELS))
+    ap.add_argument("--qp", type=int, nargs="*", default=[24, 32],
+                    help="also every method on the inputs after x264 at these QPs (none: BI only)")
     args = ap.parse_args(argv)
     cmd = "python -m mstgan.compare " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         results = run(args.scales, args.clips, Path(args.vid4), Path(args.out), args.threads, args.only, args.frames,
                       not args.no_vmaf, Path(args.plugin_dir) if args.plugin_dir else None, Path(args.models_dir),
-                      not args.no_peer, cmd.strip())  # fmt: skip
+                      not args.no_peer, cmd.strip(), tuple(args.qp))  # fmt: skip
         if args.readme and 4 in args.scales:
             update_readme(Path(args.readme), results)
     except CompareError as e:

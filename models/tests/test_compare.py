@@ -81,8 +81,14 @@ def fixture_models(tmp_path_factory):
 
 def test_end_to_end_through_gstreamer(tiny_vid4, fixture_models, tmp_path):
     results = C.run([4], ["calendar"], tiny_vid4, tmp_path, threads=1, only=["catrom", "bilinear", "fixture"],
-                    models_dir=fixture_models, peer=False, command="test")  # fmt: skip
+                    models_dir=fixture_models, peer=False, command="test", qps=(32,))  # fmt: skip
+    compressed = {r["name"]: r for r in results if r["input"] == "QP 32"}
+    results = [r for r in results if r["input"] == "BI"]
     by = {r["name"]: r for r in results}
+    # every method also ran on the x264-compressed input, which costs it quality
+    assert set(compressed) == set(by)
+    for name, r in compressed.items():
+        assert r["frames"] == 7 and r["average"]["psnr"] < by[name]["average"]["psnr"], name
     assert set(by) == {"videoscale-bilinear", "videoscale-catrom", "mstgansr-fixture-fp32"}
     for r in results:
         assert r["frames"] == 7 and r["fps"] > 0 and r["peak_mib"] > 1
@@ -91,7 +97,7 @@ def test_end_to_end_through_gstreamer(tiny_vid4, fixture_models, tmp_path):
     # Catmull-Rom is sharper than bilinear on real detail
     assert by["videoscale-catrom"]["average"]["psnr"] > by["videoscale-bilinear"]["average"]["psnr"]
     md = (tmp_path / "results.md").read_text()
-    assert "mstgansr fixture FP32" in md and "| videoscale catrom |" in md
+    assert "mstgansr fixture FP32" in md and "| videoscale catrom |" in md and "x264 at QP 32" in md
     assert (tmp_path / "compare" / "crops-calendar.png").exists()
     assert (tmp_path / "compare" / "xt-calendar.png").exists()
     readme = tmp_path / "README.md"
