@@ -5,6 +5,7 @@
 //!     cargo run --release --example rtsp_relay -- --source rtsp://camera/stream \
 //!         [--listen 127.0.0.1 --port 8555 --mount /upscaled] [--width 320 --height 240 --fps 15]
 //!         [--scale 2] [--model PATH] [--provider auto] [--late-frames resize|drop]
+//!         [--variant auto|perceptual|fidelity|real]
 //!
 //! Serves rtsp://<listen>:<port><mount> at (scale x width) x (scale x height).
 //!
@@ -41,6 +42,7 @@ struct Config {
     model: Option<String>,
     provider: String,
     late_frames: String,
+    variant: String,
 }
 
 const CHANNEL: &str = "mstgansr-relay";
@@ -58,6 +60,7 @@ fn parse() -> Result<Config, String> {
         model: None,
         provider: "auto".into(),
         late_frames: "resize".into(),
+        variant: "auto".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -78,6 +81,7 @@ fn parse() -> Result<Config, String> {
             "--model" => c.model = Some(v),
             "--provider" => c.provider = v,
             "--late-frames" if v == "resize" || v == "drop" => c.late_frames = v,
+            "--variant" => c.variant = v,
             "--late-frames" => return Err(format!("--late-frames: resize or drop, not {v}")),
             _ => return Err(format!("unknown argument {k}")),
         }
@@ -93,7 +97,7 @@ fn ingest_description(c: &Config) -> String {
         "rtspsrc location={src} latency=100 protocols=tcp ! decodebin ! videoconvert ! videoscale ! \
          videorate drop-only=true ! video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 ! \
          queue leaky=downstream max-size-buffers=0 max-size-bytes=0 max-size-time=1000000000 ! \
-         mstgansr name=sr scale={s} execution-provider={p} late-frames={l} {m} ! \
+         mstgansr name=sr scale={s} execution-provider={p} late-frames={l} variant={v} {m} ! \
          queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! \
          intervideosink channel={CHANNEL}",
         src = c.source,
@@ -103,6 +107,7 @@ fn ingest_description(c: &Config) -> String {
         s = c.scale,
         p = c.provider,
         l = c.late_frames,
+        v = c.variant,
         m = c
             .model
             .as_ref()

@@ -3,6 +3,7 @@
 //!
 //!     cargo run --release --example upscale_file -- INPUT OUTPUT.mp4 [--scale 4] [--model PATH]
 //!         [--quantizer 18] [--provider auto|cpu|cuda|tensorrt] [--chroma 420|444]
+//!         [--variant auto|perceptual|fidelity|real]
 //!
 //! The video is decoded, upscaled by `mstgansr` and encoded with x264: H.264 High (4:2:0,
 //! 8-bit), which browsers, phones and hardware decoders play; a 10-bit input stays 10-bit as
@@ -28,11 +29,12 @@ struct Args {
     quantizer: u32,
     provider: String,
     chroma444: bool,
+    variant: String,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: upscale_file INPUT OUTPUT.mp4 [--scale 2|3|4] [--model PATH] [--quantizer N] [--provider P] [--chroma 420|444]"
+        "usage: upscale_file INPUT OUTPUT.mp4 [--scale 2|3|4] [--model PATH] [--quantizer N] [--provider P] [--chroma 420|444] [--variant V]"
     );
     std::process::exit(2)
 }
@@ -47,6 +49,7 @@ fn parse() -> Args {
         quantizer: 18,
         provider: "auto".into(),
         chroma444: false,
+        variant: "auto".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -56,6 +59,7 @@ fn parse() -> Args {
             "--model" => a.model = Some(val()),
             "--quantizer" => a.quantizer = val().parse().unwrap_or_else(|_| usage()),
             "--provider" => a.provider = val(),
+            "--variant" => a.variant = val(),
             "--chroma" => {
                 a.chroma444 = match val().as_str() {
                     "420" => false,
@@ -166,6 +170,7 @@ fn main() {
         let provider = a.provider.clone();
         let quantizer = a.quantizer;
         let chroma444 = a.chroma444;
+        let variant = a.variant.clone();
         parse.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pipeline_weak.upgrade() else {
                 return;
@@ -183,6 +188,7 @@ fn main() {
                 let sr = gst::ElementFactory::make("mstgansr")
                     .property("scale", scale)
                     .property_from_str("execution-provider", &provider)
+                    .property_from_str("variant", &variant)
                     .build()
                     .unwrap();
                 if let Some(m) = &model {
