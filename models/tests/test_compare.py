@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from mstgan import compare as C
-from mstgan.degradation import degrade_bi
-from mstgan.lpips import LPIPS, fetch_reference_pairs
-from mstgan.metrics import psnr, ssim_y
+from mstgan.tools import compare as C
+from mstgan.data.degradation import degrade_bi
+from mstgan.losses.lpips import LPIPS, fetch_reference_pairs
+from mstgan.metrics.video_metrics import psnr, ssim_y
 
 
 def test_metrics_match_the_official_implementations():
@@ -137,7 +137,7 @@ def test_mismatched_output_size_is_an_error():
 def test_bicubic_on_vid4_reproduces_the_published_numbers(shared_data):
     """The whole protocol (MATLAB bicubic x4 on all 171 BIx4 frames, Y, crop 0, mean per clip then
     over clips) against the literature's 23.78 dB / 0.6347."""
-    from mstgan.evaluate import evaluate
+    from mstgan.tools.evaluate import evaluate
 
     avg = evaluate("bicubic", 4, shared_data / "vid4")["average"]
     assert avg["psnr"] == pytest.approx(23.78, abs=0.01)
@@ -147,7 +147,7 @@ def test_bicubic_on_vid4_reproduces_the_published_numbers(shared_data):
 def test_bench_pipelines_count_every_frame(tmp_path):
     """``make bench``'s harness: a real pipeline per method, every frame accounted for, a
     markdown table with a row per size."""
-    from mstgan import bench as B
+    from mstgan.tools import bench as B
 
     env = C.plugin_env(None)
     frames = B.make_frames(48, 32, 5, tmp_path)

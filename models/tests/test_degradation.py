@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from mstgan.degradation import degrade_bi, degrade_bi_frames, degrade_bi_torch
+from mstgan.data.degradation import degrade_bi, degrade_bi_frames, degrade_bi_torch
 
 
 def test_bi_degradation_is_bit_exact_with_vid4_bix4(shared_data):

@@ -2,9 +2,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from mstgan.archs import MSTGenerator
-from mstgan.export import export_onnx, parity, read_metadata
-from mstgan.quantize import calibration_windows, quantize
+from mstgan.archs.mstgan_arch import MSTGenerator
+from mstgan.deploy.export import export_onnx, parity, read_metadata
+from mstgan.deploy.quantize import calibration_windows, quantize
 
 
 def test_export_parity_and_metadata(tmp_path):
@@ -28,7 +28,7 @@ def test_export_dynamic_sizes_and_scales(tmp_path):
 
 
 def test_grown_model_with_the_coarse_context_exports_whole_and_split(tmp_path):
-    from mstgan.export import export_split, split_parity
+    from mstgan.deploy.export import export_split, split_parity
 
     torch.manual_seed(0)
     g = MSTGenerator(4, 7, feat_ch=8, ch=16, n_blocks=2, flow_ch=8, context_blocks=2, context_ch=24)
@@ -57,8 +57,8 @@ def test_int8_export_stays_within_tolerance(tmp_path, shared_data):
 
 
 def test_feature_caching_pair_matches_the_whole_graph(tmp_path, shared_data):
-    from mstgan.export import export_split, split_parity, split_paths
-    from mstgan.quantize import quantize_split
+    from mstgan.deploy.export import export_split, split_parity, split_paths
+    from mstgan.deploy.quantize import quantize_split
 
     torch.manual_seed(0)
     g = MSTGenerator(3, 5, feat_ch=8, ch=16, n_blocks=2, flow_ch=8)
@@ -72,7 +72,7 @@ def test_feature_caching_pair_matches_the_whole_graph(tmp_path, shared_data):
     for hw in ((29, 37), (16, 21)):
         assert split_parity(fp32, hw=hw) < 1e-5
     # the extractor's features really feed the output: zeroed features change it
-    from mstgan.export import fusion_inputs
+    from mstgan.deploy.export import fusion_inputs
 
     x = np.random.default_rng(1).random((1, 5, 3, 20, 24), dtype=np.float32)
     feed = fusion_inputs(ext, x)
@@ -91,7 +91,7 @@ def test_every_shipped_model_has_a_matching_feature_pair():
     back to the whole graph with a warning; catch it here instead."""
     from pathlib import Path
 
-    from mstgan.export import split_parity, split_paths
+    from mstgan.deploy.export import split_parity, split_paths
 
     models = sorted(p for p in Path(__file__).resolve().parents[1].glob("mstgan-x*-*.onnx") if "." not in p.stem)
     assert len(models) == 8, [p.name for p in models]

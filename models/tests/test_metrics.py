@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from mstgan.metrics import psnr, psnr_y, rgb_to_y, ssim
+from mstgan.metrics.video_metrics import psnr, rgb_to_y, ssim
 
 
 def test_psnr_known_values():
@@ -31,7 +31,7 @@ def test_ssim_identity_and_noise():
 
 
 def test_lpips_alex_loads_and_orders():
-    from mstgan.lpips import LPIPS
+    from mstgan.losses.lpips import LPIPS
 
     m = LPIPS("alex")
     x = torch.rand(1, 3, 64, 64)

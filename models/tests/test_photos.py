@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mstgan import data as D
+from mstgan.data import clips as D
 
 
 def _photo(h=300, w=360, seed=1):
@@ -53,7 +53,7 @@ def test_photo_sequences_are_deterministic_and_degraded():
     assert a[0].hr.shape == (7, 99, 99, 3) and a[0].lr.shape == (7, 33, 33, 3)
     assert all(np.array_equal(x.hr, y.hr) for x, y in zip(a, b))
     assert not np.array_equal(a[0].hr, c[0].hr)
-    from mstgan.degradation import degrade_bi
+    from mstgan.data.degradation import degrade_bi
 
     assert np.array_equal(a[1].lr[3], degrade_bi(a[1].hr[3], 3))
 
@@ -74,7 +74,7 @@ def test_missing_photos_say_how_to_install_them(tmp_path):
 
 
 def test_validation_photos_are_held_out_of_training():
-    from mstgan.data import PHOTOS, VAL_PHOTOS
+    from mstgan.data.clips import PHOTOS, VAL_PHOTOS
 
     assert VAL_PHOTOS and not set(VAL_PHOTOS) & set(PHOTOS)
     stem = lambda p: p.split("/contents/")[0].split("/")[-1] if "/contents/" in p else p.rsplit("/", 1)[-1].rsplit(".", 1)[0]  # noqa: E731

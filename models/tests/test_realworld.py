@@ -3,9 +3,9 @@ set's degraded versions and their cache."""
 
 import numpy as np
 
-from mstgan import realworld as R
-from mstgan.data import Sequence
-from mstgan.metrics import psnr
+from mstgan.data import realworld as R
+from mstgan.data.clips import Sequence
+from mstgan.metrics.video_metrics import psnr
 
 
 def _clip(f=8, h=37, w=45, seed=0):

@@ -1,8 +1,8 @@
 import numpy as np
 
-from mstgan import data as D
-from mstgan.datapack import build, load
-from mstgan.plot import plot, read_log
+from mstgan.data import clips as D
+from mstgan.data.datapack import build, load
+from mstgan.tools.plot import plot, read_log
 
 
 def test_datapack_roundtrip_within_budget(tmp_path, shared_data):
@@ -36,7 +36,7 @@ def test_compact_lpips_weights_stay_close(tmp_path):
     """The GPU pack's smaller LPIPS weights (AlexNet fp16, VGG16 int8) give nearly the same distances."""
     import torch
 
-    from mstgan.lpips import LPIPS, fetch, write_compact
+    from mstgan.losses.lpips import LPIPS, fetch, write_compact
 
     write_compact(tmp_path)
     assert (tmp_path / "vgg16.npz").stat().st_size < 0.3 * (fetch() / "vgg16.npz").stat().st_size
@@ -52,7 +52,7 @@ def test_network_interpolation_blends_and_picks_by_tof():
     import pytest
     import torch
 
-    from mstgan.interpolate import blend, choose
+    from mstgan.training.interpolate import blend, choose
 
     a = {"w": torch.zeros(2, 2), "b": torch.ones(3)}
     b = {"w": torch.ones(2, 2), "b": torch.full((3,), 3.0)}
@@ -72,8 +72,8 @@ def test_network_interpolation_blends_and_picks_by_tof():
 def test_interpolation_lifts_a_shorter_perceptual_window_to_the_fidelity_one():
     import torch
 
-    from mstgan.archs import MSTGenerator
-    from mstgan.interpolate import blend, match_window
+    from mstgan.archs.mstgan_arch import MSTGenerator
+    from mstgan.training.interpolate import blend, match_window
 
     arch = {"n_frames": 3, "feat_ch": 8, "ch": 16, "n_blocks": 2, "flow_ch": 8, "refine_blocks": 1}
     short, long = MSTGenerator(4, **arch).eval(), MSTGenerator(4, **{**arch, "n_frames": 5}).eval()
@@ -92,7 +92,7 @@ def test_task_arithmetic_adds_the_stage2_change_and_leaves_grown_modules_alone()
     import pytest
     import torch
 
-    from mstgan.interpolate import blend, transplant
+    from mstgan.training.interpolate import blend, transplant
 
     base = {"w": torch.zeros(2), "b": torch.ones(1)}
     perc = {"w": torch.tensor([1.0, -1.0]), "b": torch.full((1,), 2.0)}
@@ -107,7 +107,7 @@ def test_task_arithmetic_adds_the_stage2_change_and_leaves_grown_modules_alone()
 def test_profile_sums_kernel_time_per_operator():
     from pathlib import Path
 
-    from mstgan.profile import op_times
+    from mstgan.tools.op_profile import op_times
 
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "fixture-x4-t5.onnx"
     times = op_times(fixture, hw=(24, 32), runs=2, threads=1)
@@ -120,7 +120,7 @@ def test_flowcheck_scores_alignment_by_warping_psnr():
     import numpy as np
     import torch
 
-    from mstgan.flowcheck import farneback, warp_scores, zero
+    from mstgan.tools.flowcheck import farneback, warp_scores, zero
 
     rng = np.random.default_rng(0)
     tex = cv2.GaussianBlur(rng.integers(0, 256, (80, 96, 3)).astype(np.uint8), (0, 0), 1.5)

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from mstgan import data as D
-from mstgan.archs import MSTGenerator
-from mstgan.train import Trainer, lift_window, load_options
+from mstgan.data import clips as D
+from mstgan.archs.mstgan_arch import MSTGenerator
+from mstgan.training.train import Trainer, lift_window, load_options
 
 SEQS = ["sintel_raft/market", "toflow_vimeo/basketball"]
 TINY = {"n_frames": 3, "feat_ch": 8, "ch": 16, "n_blocks": 2, "flow_ch": 8, "refine_blocks": 1}
@@ -77,7 +77,7 @@ def test_validation_and_selection_write_best(tmp_path, shared_data):
 def test_divergence_is_detected(tmp_path, shared_data):
     import pytest
 
-    from mstgan.train import TrainingDiverged
+    from mstgan.training.train import TrainingDiverged
 
     tr = make(tmp_path, shared_data, stage=1, divergence_patience=2)
     tr.check_and_select({"val_psnr": 30.0, "val_lpips": 0.2})
@@ -101,7 +101,7 @@ def test_resume_on_other_validation_crops_resets_the_best(tmp_path, shared_data)
 def test_time_annealed_schedule_ends_at_lr_min(tmp_path, shared_data, monkeypatch):
     import itertools
 
-    from mstgan import train
+    from mstgan.training import train as train
 
     tr = make(tmp_path, shared_data, stage=1, lr_min=1e-5)
     # a clock that moves 0.2 s per reading: the run lasts a few steps however loaded the machine is

@@ -104,7 +104,7 @@ pub(super) fn whole_model(session: &Session, path: &Path) -> Result<ModelInfo, E
     let get = |key: &str| {
         meta(session, key).ok_or_else(|| {
             contract(format!(
-                "metadata_props has no `{key}` (export it with `python -m mstgan.export`)"
+                "metadata_props has no `{key}` (export it with `python -m mstgan.deploy.export`)"
             ))
         })
     };
@@ -186,7 +186,7 @@ pub(super) fn split_pair(
         if meta(fusion.0, key) != meta(whole, key) || meta(extractor.0, key) != meta(whole, key) {
             return Err(format!(
                 "{} / {} were cut from another model (`{key}` differs from {}): re-export them \
-                 with `python -m mstgan.release --split` or delete them",
+                 with `python -m mstgan.deploy.release --split` or delete them",
                 extractor.1.display(),
                 fusion.1.display(),
                 model_path.display()

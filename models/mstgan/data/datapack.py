@@ -1,7 +1,7 @@
 """A compact pack of the training and validation sequences (JPEG bytes in one .npz) that fits
 the GPU machine's 64 MiB transfer limit together with the repository and the LPIPS weights.
 
-    python -m mstgan.datapack --out ../.gpu/pack.npz [--budget-mib 40]
+    python -m mstgan.data.datapack --out ../.gpu/pack.npz [--budget-mib 40]
 
 Big sequences are stored downscaled (short side <= 540, which is also the scale jitter the CPU
 recipe uses most); every sequence keeps its consecutive frames from the start. With ``--photos``
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import data as D
+from mstgan.data import clips as D
 
 
 def _encode(frame: np.ndarray, quality: int) -> bytes:

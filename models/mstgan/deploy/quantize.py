@@ -4,7 +4,7 @@ Calibrated on LR windows from the validation split. The per-frame feature extrac
 estimator (it feeds GridSample's coordinates) and the last convolutions of each output head stay
 in float: quantising them costs visible quality for little speed.
 
-    python -m mstgan.quantize --model mstgan-x4-fidelity.onnx --out mstgan-x4-fidelity-int8.onnx
+    python -m mstgan.deploy.quantize --model mstgan-x4-fidelity.onnx --out mstgan-x4-fidelity-int8.onnx
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from . import data as D
-from .export import fusion_inputs, read_metadata, set_metadata, split_paths
+from mstgan.data import clips as D
+from mstgan.deploy.export import fusion_inputs, read_metadata, set_metadata, split_paths
+from mstgan.data.clips import window_indices
 
 # Measured on the x4 fidelity model (Vid4 PSNR-Y, FP32 25.37; --float sweeps, see the model card):
 # flow + last convs float -0.22 dB; + feature extractor float -0.06 dB (kept); + refinement and
@@ -52,7 +53,7 @@ def calibration_windows(scale: int, window: int, n: int = 24, crop: int = 64, se
     for i in range(n):
         s = seqs[i % len(seqs)]
         t = int(rng.integers(0, len(s.lr)))
-        idx = np.clip(np.arange(t - window // 2, t + window // 2 + 1), 0, len(s.lr) - 1)
+        idx = window_indices(t, len(s.lr), window)
         y = int(rng.integers(0, s.lr.shape[1] - crop + 1))
         x = int(rng.integers(0, s.lr.shape[2] - crop + 1))
         w = s.lr[idx, y : y + crop, x : x + crop].astype(np.float32).transpose(0, 3, 1, 2) / 255.0

@@ -1,7 +1,7 @@
 """Does tiling cost quality? Vid4 through the element untiled and in forced tiles, PSNR-Y of both
 against the ground truth and of one against the other.
 
-    python -m mstgan.tilecheck [--scale 4] [--model ../models/mstgan-x4-fidelity.onnx] [--tile 64]
+    python -m mstgan.tools.tilecheck [--scale 4] [--model ../models/mstgan-x4-fidelity.onnx] [--tile 64]
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import MODELS, Method, load_clips, plugin_env, run_method
-from .evaluate import CLIPS, default_vid4
-from .metrics import psnr, psnr_y
+from mstgan.tools.compare import MODELS, Method, load_clips, plugin_env, run_method
+from mstgan.tools.evaluate import CLIPS, default_vid4
+from mstgan.metrics.video_metrics import psnr, psnr_y
 
 
 def main(argv=None) -> int:

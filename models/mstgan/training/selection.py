@@ -2,12 +2,12 @@
 
 Each candidate's EMA generator upscales the whole frames of the held-out sequences
 (``data.VAL_SEQUENCES``) and the held-out photographs under simulated motion
-(``data.VAL_PHOTOS``), the two groups :mod:`mstgan.interpolate` uses; the pick is the highest
+(``data.VAL_PHOTOS``), the two groups :mod:`mstgan.training.interpolate` uses; the pick is the highest
 mean PSNR-Y over the two groups (``--by lpips``: the lowest mean LPIPS-alex). A burst's own
 validation (9 crops of JPEG-packed frames) is too small to tell runs apart by a few hundredths
 of a dB; this is the whole held-out set at full quality.
 
-    python -m mstgan.select checkpoints/x4_stage1.pt runs/a/best.pt runs/b/best.pt
+    python -m mstgan.training.selection checkpoints/x4_stage1.pt runs/a/best.pt runs/b/best.pt
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import json
 import numpy as np
 import torch
 
-from .export import load_generator
-from .interpolate import val_metrics, validation_groups
-from .lpips import LPIPS
+from mstgan.deploy.export import load_generator
+from mstgan.training.interpolate import val_metrics, validation_groups
+from mstgan.losses.lpips import LPIPS
 
 
 def main(argv=None) -> int:

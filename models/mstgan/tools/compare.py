@@ -5,18 +5,18 @@ Every method runs in its own ``gst-launch-1.0`` process on the Vid4 LR frames (P
 
 - ``mstgansr`` for every model ``models/`` ships (each scale and variant, FP32 and INT8);
 - ``videoscale`` with ``method=bilinear``, ``catrom`` (bicubic Catmull-Rom) and ``lanczos``;
-- Real-ESRGAN ``realesr-animevideov3`` converted from its ncnn weights (``mstgan.peers``) and run
+- Real-ESRGAN ``realesr-animevideov3`` converted from its ncnn weights (``mstgan.tools.peers``) and run
   through the same element and onnxruntime with a window of 1 frame.
 
 Each method runs on the BI inputs and again on the same inputs after x264 at QP 24 and 32 (``--qp``;
-:mod:`mstgan.realworld`), the compressed video cameras and the web deliver.
+:mod:`mstgan.data.realworld`), the compressed video cameras and the web deliver.
 
 Metrics: PSNR/SSIM (Y of MATLAB rgb2ycbcr, crop 0, all frames, mean per clip then over clips),
 LPIPS-alex, tOF and tLP (TecoGAN definitions, all frames), VMAF (imageio-ffmpeg's libvmaf), pipeline
 frames/s (wall time of the whole process: PNG decoding, model loading and inference) and peak
 resident memory of the process.
 
-    python -m mstgan.compare --out ../docs --readme ../README.md     # or: make compare
+    python -m mstgan.tools.compare --out ../docs --readme ../README.md     # or: make compare
 """
 
 from __future__ import annotations
@@ -37,12 +37,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .degradation import degrade_bi
-from .evaluate import CLIPS, default_vid4
-from .metrics import farneback_flows, psnr_y, ssim_y, tof_from_flows
-from .release import machine
+from mstgan.data.degradation import degrade_bi
+from mstgan.tools.evaluate import CLIPS, default_vid4
+from mstgan.metrics.video_metrics import farneback_flows, psnr_y, ssim_y, tof_from_flows
+from mstgan.deploy.release import machine
+from mstgan.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
+
 MODELS = REPO / "models"
 FPS = 25
 
@@ -150,9 +151,9 @@ def load_clips(vid4: Path, scale: int, clips: list[str], cache: Path, frames: in
 
 
 def compressed_clips(data: list[Clip], qp: int, cache: Path) -> list[Clip]:
-    """The clips' LR frames after x264 at ``qp`` (see :mod:`mstgan.realworld`), as PNGs under
+    """The clips' LR frames after x264 at ``qp`` (see :mod:`mstgan.data.realworld`), as PNGs under
     ``cache`` (written once): the compressed input cameras and web video give."""
-    from .realworld import compress_clip
+    from mstgan.data.realworld import compress_clip
 
     out = []
     for c in data:
@@ -480,8 +481,8 @@ def plugin_env(plugin_dir: Path | None) -> dict:
 def run(scales: list[int], clips: list[str], vid4: Path, out: Path, threads: int = 2, only: list[str] | None = None,
         frames: int | None = None, with_vmaf: bool = True, plugin_dir: Path | None = None,
         models_dir: Path = MODELS, peer: bool = True, command: str = "", qps: tuple[int, ...] = (24, 32)) -> list[dict]:  # fmt: skip
-    from .lpips import LPIPS
-    from .peers import export_peer
+    from mstgan.losses.lpips import LPIPS
+    from mstgan.tools.peers import export_peer
 
     for tool, pkg in (("gst-launch-1.0", "gstreamer1.0-tools"), ("/usr/bin/time", "time")):
         if shutil.which(tool) is None:
@@ -561,7 +562,7 @@ def main(argv=None) -> int:
     ap.add_argument("--qp", type=int, nargs="*", default=[24, 32],
                     help="also every method on the inputs after x264 at these QPs (none: BI only)")
     args = ap.parse_args(argv)
-    cmd = "python -m mstgan.compare " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = "python -m mstgan.tools.compare " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         results = run(args.scales, args.clips, Path(args.vid4), Path(args.out), args.threads, args.only, args.frames,
                       not args.no_vmaf, Path(args.plugin_dir) if args.plugin_dir else None, Path(args.models_dir),

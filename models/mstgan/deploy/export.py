@@ -10,7 +10,7 @@ T times. ``<stem>.extractor.onnx``: ``frame`` [N, 3, H, W] -> ``feat0..2`` (3 py
 ``<stem>.fusion.onnx``: ``frames`` [N, T, 3, H, W] + ``feat0..2`` [N, T, C, h, w] -> ``upscaled``,
 identical to the whole graph (parity checked).
 
-    python -m mstgan.export --ckpt runs/x4_stage1/best.pt --out mstgan-x4-fidelity.onnx
+    python -m mstgan.deploy.export --ckpt runs/x4_stage1/best.pt --out mstgan-x4-fidelity.onnx
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import numpy as np
 import onnx
 import torch
 
-from . import __version__
-from .archs import MSTGenerator
+from mstgan import __version__
+from mstgan.archs.mstgan_arch import MSTGenerator, generator_from_options
 
 OPSET = 17
 
@@ -154,7 +154,7 @@ def fusion_inputs(ext_path: str | Path, x: np.ndarray) -> dict[str, np.ndarray]:
 def load_generator(ckpt: str | Path, use_ema: bool = True) -> tuple[MSTGenerator, dict]:
     st = torch.load(ckpt, map_location="cpu", weights_only=False)
     opt = st["options"]
-    g = MSTGenerator(scale=opt["scale"], **opt["arch"])
+    g = generator_from_options(opt)
     g.load_state_dict(st["ema" if use_ema else "G"])
     return g.eval(), st
 

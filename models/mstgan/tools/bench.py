@@ -8,7 +8,7 @@ lanczos. Methods alternate within each round; frames/s is the whole process (mod
 included) over the frames, peak RSS is GNU time's; medians over rounds. A batch-size sweep of the
 INT8 model follows (offline throughput against windows per inference).
 
-    python -m mstgan.bench [--rounds 2] [--out ../docs/bench/throughput.md] [--readme ../README.md]
+    python -m mstgan.tools.bench [--rounds 2] [--out ../docs/bench/throughput.md] [--readme ../README.md]
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .compare import REPO, CompareError, plugin_env, shipped_models
-from .release import machine
+from mstgan.tools.compare import REPO, CompareError, plugin_env, shipped_models
+from mstgan.deploy.release import machine
 
 SAMPLE = REPO / "examples" / "data" / "tennis-214x120.mp4"
 # (width, height, scale, frames): enough frames that model loading is a small part
@@ -95,7 +95,7 @@ def run(rounds: int, threads: int, work: Path, with_peer: bool = True) -> tuple[
     for s in sorted({s for _, _, s, _ in SIZES}):
         peers[s] = None
         if with_peer:
-            from .peers import export_peer
+            from mstgan.tools.peers import export_peer
 
             peers[s] = export_peer(s, work / f"realesr-animevideov3-x{s}.onnx")
     rows: dict[tuple, list] = {}

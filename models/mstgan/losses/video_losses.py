@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .archs import flow_warp
-from .lpips import LPIPS
+from mstgan.archs.mstgan_arch import flow_warp
+from mstgan.losses.lpips import LPIPS
 
 
 class CharbonnierLoss(nn.Module):

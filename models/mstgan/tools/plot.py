@@ -1,6 +1,6 @@
 """Learning curve PNG from a run's log.csv: training losses and validation PSNR-Y / LPIPS-alex.
 
-    python -m mstgan.plot runs/x4_stage1/log.csv --out ../docs/learning-curve-x4-stage1.png
+    python -m mstgan.tools.plot runs/x4_stage1/log.csv --out ../docs/learning-curve-x4-stage1.png
 """
 
 from __future__ import annotations

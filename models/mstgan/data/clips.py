@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .degradation import degrade_bi_frames
+from mstgan.data.degradation import degrade_bi_frames
+from mstgan.paths import SHARED
 
 # Held out for validation (checkpoint selection): never trained on.
 VAL_SEQUENCES = ("toflow_vimeo/basketball", "sintel_videoflow/seq", "cutie/judo")
@@ -328,6 +329,13 @@ class DeviceClipSampler:
         return (lr.permute(0, 1, 4, 2, 3).float().div_(255.0), hr.permute(0, 1, 4, 2, 3).float().div_(255.0))
 
 
+def window_indices(t: int, n: int, window: int) -> np.ndarray:
+    """Frame indices of the window centred on ``t`` in a clip of ``n`` frames, edges replicated
+    (what the element does at the ends of a stream)."""
+    r = window // 2
+    return np.clip(np.arange(t - r, t + r + 1), 0, n - 1)
+
+
 def validation_windows(sequences: list[Sequence], n_frames: int, scale: int, hr_crop: int = 192,
                        per_seq: int = 3) -> list[tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
     """Fixed (LR window [1,T,3,h,w], HR centre [1,3,H,W]) pairs: centre crops at evenly spaced frames."""
@@ -338,7 +346,7 @@ def validation_windows(sequences: list[Sequence], n_frames: int, scale: int, hr_
         lh, lw = seq.lr.shape[1:3]
         y, x = max(0, (lh - c) // 2), max(0, (lw - c) // 2)
         for t in np.linspace(0, nf - 1, per_seq).round().astype(int):
-            idx = np.clip(np.arange(t - n_frames // 2, t + n_frames // 2 + 1), 0, nf - 1)
+            idx = window_indices(t, nf, n_frames)
             lr = _to_tensor(seq.lr[idx, y : y + c, x : x + c]).unsqueeze(0)
             hr = _to_tensor(seq.hr[t : t + 1, y * scale : (y + c) * scale, x * scale : (x + c) * scale])
             out.append((lr, hr))
@@ -346,4 +354,4 @@ def validation_windows(sequences: list[Sequence], n_frames: int, scale: int, hr_
 
 
 def default_train_root() -> Path:
-    return Path(os.environ.get("MSTGAN_TRAIN_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "train")).resolve()
+    return Path(os.environ.get("MSTGAN_TRAIN_DATA", SHARED / "train")).resolve()

@@ -4,7 +4,7 @@ Stage 1 (``stage: 1``): generator alone, Charbonnier + LPIPS-VGG + flow regulari
 Stage 2 (``stage: 2``): + temporal discriminator (hinge, instance noise annealed), temporal loss
 ramped in, flow consistency between neighbouring windows. Initialised from a stage-1 checkpoint.
 
-    python -m mstgan.train --opt options/x4_stage1.json [--max-minutes 60] [--resume auto]
+    python -m mstgan.training.train --opt options/x4_stage1.json [--max-minutes 60] [--resume auto]
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import data as D
-from .archs import MSTGenerator, TemporalDiscriminator
-from .losses import CharbonnierLoss, FlowRegularisation, GANLoss, PerceptualLoss, TemporalLoss, flow_consistency
-from .lpips import LPIPS
-from .metrics import psnr_y
+from mstgan.data import clips as D
+from mstgan.archs.mstgan_arch import TemporalDiscriminator, generator_from_options
+from mstgan.losses.video_losses import CharbonnierLoss, FlowRegularisation, GANLoss, PerceptualLoss, TemporalLoss, flow_consistency
+from mstgan.losses.lpips import LPIPS
+from mstgan.metrics.video_metrics import psnr_y
+from mstgan.paths import CACHE, MODELS
 
 DEFAULTS = {
     "name": "x4_stage1", "stage": 1, "scale": 4, "seed": 0,
@@ -62,8 +63,7 @@ def load_options(path: str | None, overrides: dict | None = None) -> dict:
     return opt
 
 
-def build_generator(opt: dict) -> MSTGenerator:
-    return MSTGenerator(scale=opt["scale"], **opt["arch"])
+
 
 
 def lift_window(own: dict, src: dict) -> dict:
@@ -107,14 +107,14 @@ class Trainer:
         root = Path(train_root or D.default_train_root())
         pack = None
         if opt.get("datapack"):
-            from .datapack import load as load_pack
+            from mstgan.data.datapack import load as load_pack
 
             pack = load_pack(opt["datapack"])
         names = sequences or (sorted(n for n in pack if not n.startswith("photos/")) if pack is not None
                               else D.list_sequences(root))  # fmt: skip
         train_names = [n for n in names if n not in D.VAL_SEQUENCES]
         val_names = [n for n in names if n in D.VAL_SEQUENCES] or names[:1]
-        cache = cache_dir or (Path(__file__).resolve().parents[1] / ".cache" / "frames")
+        cache = cache_dir or (CACHE / "frames")
         self.stage2 = opt["stage"] == 2
         n_out = opt["n_out"] if self.stage2 else 1
         # on a GPU the LR frames are degraded there (a minute of CPU otherwise, per run)
@@ -128,11 +128,11 @@ class Trainer:
             train_seqs += D.photo_sequences(photos, s, opt["photo_clips"], max(9, t + n_out - 1), seed=seed, device=deg)
         val_seqs = D.build_sequences(root, val_names, s, jitter=False, cache_dir=cache, pack=pack)
         if opt["degradation"] == "real":
-            # compressed input (see mstgan.realworld): every clip also in degraded versions, and
+            # compressed input (see mstgan.data.realworld): every clip also in degraded versions, and
             # validation on the held-out clips at one fixed QP
             from dataclasses import replace
 
-            from .realworld import compress_clip, real_sequences
+            from mstgan.data.realworld import compress_clip, real_sequences
 
             train_seqs = real_sequences(train_seqs, opt["real_versions"], seed, cache)
             val_seqs = [replace(v, lr=compress_clip(v.lr, opt["real_val_qp"])) for v in val_seqs]
@@ -152,8 +152,8 @@ class Trainer:
             digest.update(lr_v.numpy().tobytes())
             digest.update(hr_v.numpy().tobytes())
         self.val_id = digest.hexdigest()[:16]
-        self.G = build_generator(opt).to(self.device)
-        self.ema = build_generator(opt).to(self.device).requires_grad_(False)
+        self.G = generator_from_options(opt).to(self.device)
+        self.ema = generator_from_options(opt).to(self.device).requires_grad_(False)
         self.ema.load_state_dict(self.G.state_dict())
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=opt["lr_g"], betas=(0.9, 0.99))
         self.pixel = CharbonnierLoss(opt["w_pixel"])
@@ -404,7 +404,7 @@ def main(argv=None) -> int:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    out = Path(args.out or Path(__file__).resolve().parents[1] / "runs" / opt["name"])
+    out = Path(args.out or MODELS / "runs" / opt["name"])
     t0 = time.time()
     trainer = Trainer(opt, out, args.device)
     print(f"data and model ready in {time.time() - t0:.0f}s", flush=True)

@@ -3,11 +3,11 @@
 PSNR / SSIM on the Y channel of MATLAB rgb2ycbcr, all frames, crop_border 0, mean per clip then
 over the 4 clips; LPIPS-alex and tOF (TecoGAN definitions) with ``--perceptual``.
 
-    python -m mstgan.evaluate --scale 4 --method bicubic --method onnx:mstgan-x4-fidelity.onnx
+    python -m mstgan.tools.evaluate --scale 4 --method bicubic --method onnx:mstgan-x4-fidelity.onnx
 
 ``ckpt:<checkpoint>`` evaluates a training checkpoint's EMA generator in PyTorch (CPU), e.g. a
 model trained but not (yet) exported. ``--qp N`` feeds every method the LR clips after H.264 at
-QP N (x264, 4:2:0, see :mod:`mstgan.realworld`): compressed input, as cameras and the web give
+QP N (x264, 4:2:0, see :mod:`mstgan.data.realworld`): compressed input, as cameras and the web give
 it; bicubic then upscales the same decoded frames.
 """
 
@@ -21,14 +21,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .degradation import degrade_bi, imresize, to_uint8
-from .metrics import farneback_flows, psnr_y, ssim_y, tof_from_flows
+from mstgan.data.degradation import degrade_bi, imresize, to_uint8
+from mstgan.metrics.video_metrics import farneback_flows, psnr_y, ssim_y, tof_from_flows
+from mstgan.paths import SHARED
+from mstgan.data.clips import window_indices
 
 CLIPS = ("calendar", "city", "foliage", "walk")
 
 
 def default_vid4() -> Path:
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "vid4"
+    return SHARED / "vid4"
 
 
 def load_clip(vid4: Path, clip: str, scale: int) -> tuple[np.ndarray, np.ndarray]:
@@ -56,10 +58,10 @@ def upscale_bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
 
 def upscale_onnx(sess, lr: np.ndarray, window: int) -> np.ndarray:
     x = lr.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-    n, r = len(x), window // 2
+    n = len(x)
     out = []
     for t in range(n):
-        idx = np.clip(np.arange(t - r, t + r + 1), 0, n - 1)
+        idx = window_indices(t, n, window)
         y = sess.run(None, {"frames": x[idx][None]})[0][0]
         out.append(np.clip(np.round(y.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8))
     return np.stack(out)
@@ -76,8 +78,8 @@ def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, thre
     if method.startswith("ckpt:"):
         import torch
 
-        from .export import load_generator
-        from .interpolate import upscale
+        from mstgan.deploy.export import load_generator
+        from mstgan.training.interpolate import upscale
 
         torch.set_num_threads(threads)
         gen, _ = load_generator(method[5:])
@@ -98,7 +100,7 @@ def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, thre
     if perceptual:
         import torch
 
-        from .lpips import LPIPS
+        from mstgan.losses.lpips import LPIPS
 
         lp = LPIPS("alex")
     per_clip = {}
@@ -106,7 +108,7 @@ def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, thre
     for clip in CLIPS:
         lr, gt = load_clip(vid4, clip, scale)
         if qp is not None:
-            from .realworld import compress_clip
+            from mstgan.data.realworld import compress_clip
 
             lr = compress_clip(lr, qp)
         t0 = time.time()

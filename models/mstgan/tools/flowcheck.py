@@ -5,7 +5,7 @@ the PSNR of the warped neighbour against the centre, on the held-out videos' LR 
 border is left out: what enters the frame there cannot be warped in from anywhere). A diagnostic,
 not a selection metric.
 
-    python -m mstgan.flowcheck checkpoints/x4_t7_stage1.pt
+    python -m mstgan.tools.flowcheck checkpoints/x4_t7_stage1.pt
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 import torch
 
-from . import data as D
-from .archs import flow_warp
-from .export import load_generator
-from .metrics import FARNEBACK
+from mstgan.data import clips as D
+from mstgan.archs.mstgan_arch import flow_warp
+from mstgan.deploy.export import load_generator
+from mstgan.metrics.video_metrics import FARNEBACK
 
 FlowFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ref, nbr) [1,3,h,w] -> [1,2,h,w]
 

@@ -10,10 +10,10 @@ The 1280x720 clips carry mild compression; halving them (area filter, antialiase
 serve as ground truth removes most of it (``--keep-720p`` keeps them whole). Frames are decoded
 with the ffmpeg that ``imageio-ffmpeg`` bundles.
 
-    python -m mstgan.videodata [--out .cache/trainroot]
-    MSTGAN_TRAIN_DATA=.cache/trainroot python -m mstgan.train --opt ...
+    python -m mstgan.data.videodata [--out .cache/trainroot]
+    MSTGAN_TRAIN_DATA=.cache/trainroot python -m mstgan.training.train --opt ...
 
-The validation split stays :data:`mstgan.data.VAL_SEQUENCES` (three clips of ``train/``): none of
+The validation split stays :data:`mstgan.data.clips.VAL_SEQUENCES` (three clips of ``train/``): none of
 these clips is held out, so earlier held-out numbers stay comparable.
 """
 
@@ -25,9 +25,9 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from mstgan.paths import MODELS, SHARED
 
-HERE = Path(__file__).resolve().parents[1]
-SHARED = HERE.parent.parent / "shared" / "data"
+HERE = MODELS
 OPENCV_DOC = Path("/usr/share/doc/opencv-doc/opencv4/html")
 OPENCV_CLIPS = ("box.mp4.gz", "cup.mp4.gz")
 

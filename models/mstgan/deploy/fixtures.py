@@ -1,7 +1,7 @@
 """Tiny untrained generators that follow the model contract, and golden outputs, for the
 element's tests. Deterministic (seeded); each file is a few tens of kB.
 
-    python -m mstgan.fixtures --out fixtures
+    python -m mstgan.deploy.fixtures --out fixtures
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .archs import MSTGenerator
-from .export import export_onnx, export_split, read_metadata, split_parity
+from mstgan.archs.mstgan_arch import MSTGenerator
+from mstgan.deploy.export import export_onnx, export_split, read_metadata, split_parity
+from mstgan.paths import MODELS
+from mstgan.data.clips import window_indices
 
 FIXTURES = [(2, 5), (3, 5), (4, 5), (4, 3)]  # (scale, window)
 
@@ -60,10 +62,10 @@ def run_reference(onnx_path: Path, frames: np.ndarray, window: int) -> np.ndarra
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     x = frames.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-    n, r = len(x), window // 2
+    n = len(x)
     outs = []
     for t in range(n):
-        idx = np.clip(np.arange(t - r, t + r + 1), 0, n - 1)
+        idx = window_indices(t, n, window)
         outs.append(sess.run(None, {"frames": x[idx][None]})[0][0])
     return np.stack(outs).astype(np.float32)
 
@@ -113,7 +115,7 @@ def broken_models(out: Path) -> list[Path]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "fixtures"))
+    ap.add_argument("--out", default=str(MODELS / "fixtures"))
     ap.add_argument("--only", choices=["all", "broken"], default="all",
                     help="broken: only the contract-breaking models (the others stay byte for byte)")
     args = ap.parse_args(argv)

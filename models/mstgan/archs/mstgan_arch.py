@@ -334,3 +334,9 @@ class TemporalDiscriminator(nn.Module):
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         return self.net(seq.flatten(1, 2))
+
+
+def generator_from_options(opt: dict) -> MSTGenerator:
+    """The generator a training options dict describes (``scale`` and the ``arch`` keys): how
+    training, export and interpolation all build it."""
+    return MSTGenerator(scale=opt["scale"], **opt["arch"])

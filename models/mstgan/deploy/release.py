@@ -4,7 +4,7 @@ Exports each checkpoint to ONNX (FP32), quantises it to INT8, evaluates FP32, IN
 on Vid4 (PSNR/SSIM-Y; LPIPS-alex and tOF at x4), times FP32 vs INT8 on CPU in the same run, and
 writes ``results.json`` + ``results.md`` next to the models.
 
-    python -m mstgan.release --model x4:fidelity:checkpoints/x4_stage1.pt \\
+    python -m mstgan.deploy.release --model x4:fidelity:checkpoints/x4_stage1.pt \\
         --model x4:perceptual:checkpoints/x4_stage2.pt --out ..
 """
 
@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluate import evaluate
-from .export import export_onnx, export_split, load_generator, parity, read_metadata, split_parity, split_paths
-from .quantize import calibration_windows, quantize, quantize_split
+from mstgan.tools.evaluate import evaluate
+from mstgan.deploy.export import export_onnx, export_split, load_generator, parity, read_metadata, split_parity, split_paths
+from mstgan.deploy.quantize import calibration_windows, quantize, quantize_split
+from mstgan.paths import MODELS
 
 
 def _session(path: Path, threads: int, spin: bool = True):
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", action="append", default=[], help="x<scale>:<variant>:<checkpoint> (repeatable)")
     ap.add_argument("--speed", action="store_true",
                     help="only re-time FP32 vs INT8 of every model in results.json (run on an idle machine)")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1]), help="folder for the .onnx files")
+    ap.add_argument("--out", default=str(MODELS), help="folder for the .onnx files")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--split", action="store_true",
@@ -115,7 +116,7 @@ def main(argv=None) -> int:
         g, st = load_generator(ckpt)
         meta = {"variant": variant, "stage": st["options"]["stage"]}
         interp = st.get("interpolation")
-        if interp:  # a blend made by mstgan.interpolate: say so in the file
+        if interp:  # a blend made by mstgan.training.interpolate: say so in the file
             meta["interpolation"] = f"{interp['alpha']} x {interp['perceptual']} + {1 - interp['alpha']:.2f} x {interp['fidelity']}"
         fp32 = export_onnx(g, out / f"mstgan-x{scale}-{variant}.onnx", "fp32", st["step"], meta)
         diff = parity(g, fp32)
@@ -160,7 +161,7 @@ def write_split(g, fp32: Path, int8: Path, threads: int) -> dict:
 def split_speeds(ext: Path, fus32: Path, fus8: Path, threads: int = 2, hw: tuple[int, int] = (144, 180),
                  runs: int = 15) -> list[float]:  # fmt: skip
     """Median seconds of one extractor run and one fusion run (FP32, INT8) at ``hw``, timed in turn."""
-    from .export import fusion_inputs
+    from mstgan.deploy.export import fusion_inputs
 
     sessions = [_session(p, threads, spin=False) for p in (ext, fus32, fus8)]
     window = int(sessions[1].get_modelmeta().custom_metadata_map["window"])
@@ -170,7 +171,7 @@ def split_speeds(ext: Path, fus32: Path, fus8: Path, threads: int = 2, hw: tuple
 
 
 def _vid4() -> Path:
-    from .evaluate import default_vid4
+    from mstgan.tools.evaluate import default_vid4
 
     return default_vid4()
 

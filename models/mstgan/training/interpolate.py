@@ -8,7 +8,7 @@ held-out data, never Vid4: the largest alpha whose tOF stays within ``--tof-marg
 fidelity model's in every validation group, "video" (whole frames of the held-out sequences)
 and "photos" (held-out photographs under simulated camera and object motion, dense texture).
 
-    python -m mstgan.interpolate --fidelity checkpoints/x4_stage1.pt \\
+    python -m mstgan.training.interpolate --fidelity checkpoints/x4_stage1.pt \\
         --perceptual checkpoints/x4_stage2.pt --out runs/x4_perceptual.pt
 
 With ``--base`` (the stage-1 weights the stage-2 run started from), the fidelity model may be a
@@ -29,11 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import data as D
-from .archs import MSTGenerator
-from .lpips import LPIPS
-from .metrics import farneback_flows, psnr_y, tof_from_flows
-from .train import lift_window
+from mstgan.data import clips as D
+from mstgan.archs.mstgan_arch import MSTGenerator, generator_from_options
+from mstgan.losses.lpips import LPIPS
+from mstgan.metrics.video_metrics import farneback_flows, psnr_y, tof_from_flows
+from mstgan.training.train import lift_window
+from mstgan.paths import CACHE
+from mstgan.data.clips import window_indices
 
 
 def blend(fid: dict, perc: dict, alpha: float) -> dict:
@@ -63,7 +65,7 @@ def match_window(fid: dict, perc: dict) -> dict:
     if not (fa["n_frames"] > pa["n_frames"] and {**pa, "n_frames": fa["n_frames"]} == fa):
         return perc
     opt = {**perc["options"], "arch": fa}
-    own = MSTGenerator(scale=opt["scale"], **fa).state_dict()
+    own = generator_from_options(opt).state_dict()
     print(f"perceptual weights lifted from T={pa['n_frames']} to T={fa['n_frames']}", flush=True)
     return {**perc, "options": opt, "ema": {**perc["ema"], **lift_window(own, perc["ema"])}}
 
@@ -72,10 +74,10 @@ def match_window(fid: dict, perc: dict) -> dict:
 def upscale(g: MSTGenerator, lr: np.ndarray) -> np.ndarray:
     """[F, h, w, 3] uint8 -> [F, sh, sw, 3] uint8, edge frames repeated (as the element does)."""
     x = torch.from_numpy(lr).permute(0, 3, 1, 2).float() / 255
-    n, r = len(x), g.n_frames // 2
+    n = len(x)
     out = []
     for t in range(n):
-        idx = np.clip(np.arange(t - r, t + r + 1), 0, n - 1)
+        idx = window_indices(t, n, g.n_frames)
         y = g(x[idx][None])[0].clamp(0, 1)
         out.append((y.permute(1, 2, 0) * 255).round().byte().numpy())
     return np.stack(out)
@@ -95,7 +97,7 @@ def val_metrics(g: MSTGenerator, seqs: list[D.Sequence], lp: LPIPS) -> dict:
 
 
 def validation_groups(scale: int) -> dict[str, list[D.Sequence]]:
-    cache = Path(__file__).resolve().parents[1] / ".cache" / "frames"
+    cache = CACHE / "frames"
     video = D.build_sequences(D.default_train_root(), list(D.VAL_SEQUENCES), scale, jitter=False, cache_dir=cache)
     photos = D.load_photos(paths=D.VAL_PHOTOS)
     return {"video": video, "photos": D.photo_sequences(photos, scale, clips_per_photo=2, n_frames=12, size=320, seed=1)}
@@ -142,7 +144,7 @@ def main(argv=None) -> int:
         return 2
     alphas = sorted(set(args.alphas) | {0.0})
     groups = validation_groups(opt["scale"])
-    g = MSTGenerator(scale=opt["scale"], **opt["arch"]).eval()
+    g = generator_from_options(opt).eval()
     lp = LPIPS("alex")
     table = []
     for a in alphas:

@@ -1,0 +1,1 @@
+"""Network architectures (pure nn.Module, the export targets)."""

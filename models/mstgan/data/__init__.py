@@ -1,0 +1,1 @@
+"""Training data: clips, photos, degradations (BI, real-world), samplers."""

@@ -1,0 +1,1 @@
+"""Losses, each with its weight, and the LPIPS network."""

@@ -1,0 +1,1 @@
+"""Quality metrics (PSNR/SSIM on Y, tOF)."""

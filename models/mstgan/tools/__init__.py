@@ -1,0 +1,1 @@
+"""Evaluation and measurement: Vid4, the GStreamer comparison, benchmarks, FLOPs, profiles."""

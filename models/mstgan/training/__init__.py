@@ -1,0 +1,1 @@
+"""Training loop, checkpoint selection, network interpolation."""
