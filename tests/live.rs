@@ -117,7 +117,7 @@ fn live_source_behind_a_leaky_queue_keeps_distinct_neighbours() {
     init();
     // a 120 fps live source into a slower upscaler: the queue must drop frames
     let pipeline = gst::parse::launch(&format!(
-        "videotestsrc is-live=true pattern=ball ! video/x-raw,format=RGB,width=320,height=240,framerate=120/1 ! \
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,format=RGB,width=160,height=120,framerate=120/1 ! \
          queue leaky=downstream max-size-buffers=8 max-size-bytes=0 max-size-time=0 ! \
          mstgansr name=sr model-location={} scale=4 execution-provider=cpu threads=1 ! \
          queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! fakesink sync=true",
@@ -141,7 +141,7 @@ fn live_source_behind_a_leaky_queue_keeps_distinct_neighbours() {
         });
     pipeline.set_state(gst::State::Playing).unwrap();
     let bus = pipeline.bus().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(4);
+    let deadline = Instant::now() + Duration::from_secs(6);
     while Instant::now() < deadline {
         if let Some(msg) = bus.timed_pop_filtered(
             gst::ClockTime::from_mseconds(100),
@@ -503,7 +503,7 @@ fn live_overload_resizes_late_frames_and_keeps_the_rate() {
     init();
     let run = |policy: &str| {
         let pipeline = gst::parse::launch(&format!(
-            "videotestsrc is-live=true pattern=ball ! video/x-raw,format=RGB,width=320,height=240,framerate=60/1 ! \
+            "videotestsrc is-live=true pattern=ball ! video/x-raw,format=RGB,width=160,height=120,framerate=60/1 ! \
              queue leaky=downstream max-size-buffers=0 max-size-bytes=0 max-size-time=1000000000 ! \
              mstgansr name=sr model-location={} scale=4 execution-provider=cpu threads=1 late-frames={policy} ! \
              queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! fakesink sync=true",
@@ -514,7 +514,8 @@ fn live_overload_resizes_late_frames_and_keeps_the_rate() {
         .unwrap();
         let sr = pipeline.by_name("sr").unwrap();
         pipeline.set_state(gst::State::Playing).unwrap();
-        std::thread::sleep(Duration::from_secs(3));
+        // the warm-up at caps time runs two inferences first: leave time after it
+        std::thread::sleep(Duration::from_secs(4));
         pipeline.set_state(gst::State::Null).unwrap();
         stats(&sr)
     };
