@@ -5,9 +5,11 @@
 //!     cargo run --release --example rtsp_relay -- --source rtsp://camera/stream \
 //!         [--listen 127.0.0.1 --port 8555 --mount /upscaled] [--width 320 --height 240 --fps 15]
 //!         [--scale 2] [--model PATH] [--provider auto] [--late-frames resize|drop]
-//!         [--variant auto|perceptual|fidelity|real]
+//!         [--variant compressed|auto|perceptual|fidelity|real]
 //!
-//! Serves rtsp://<listen>:<port><mount> at (scale x width) x (scale x height).
+//! Serves rtsp://<listen>:<port><mount> at (scale x width) x (scale x height). Cameras send
+//! compressed video, so the default `--variant compressed` takes the model trained on it where
+//! the scale has one (else fidelity).
 //!
 //! Policies:
 //! - Reconnect: the ingest pipeline (camera -> upscaler) is separate from the served pipeline.
@@ -60,7 +62,7 @@ fn parse() -> Result<Config, String> {
         model: None,
         provider: "auto".into(),
         late_frames: "resize".into(),
-        variant: "auto".into(),
+        variant: "compressed".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {

@@ -3,8 +3,10 @@
 //!
 //!     cargo run --release --example upscale_file -- INPUT OUTPUT.mp4 [--scale 4] [--model PATH]
 //!         [--quantizer 18] [--provider auto|cpu|cuda|tensorrt] [--chroma 420|444]
-//!         [--variant auto|perceptual|fidelity|real]
+//!         [--variant compressed|auto|perceptual|fidelity|real]
 //!
+//! Files are compressed video, so the model is the one trained on compressed input where the
+//! scale has one (`--variant compressed`: real, else fidelity; `auto` for clean sources).
 //! The video is decoded, upscaled by `mstgansr` and encoded with x264: H.264 High (4:2:0,
 //! 8-bit), which browsers, phones and hardware decoders play; a 10-bit input stays 10-bit as
 //! H.264 High 10 (4:2:0); `--chroma 444` keeps full chroma instead (High 4:4:4, which fewer
@@ -49,7 +51,7 @@ fn parse() -> Args {
         quantizer: 18,
         provider: "auto".into(),
         chroma444: false,
-        variant: "auto".into(),
+        variant: "compressed".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {

@@ -47,6 +47,8 @@ pub enum Variant {
     Fidelity,
     /// Trained on x264-compressed and noisy input.
     Real,
+    /// For compressed input: real where it ships, else fidelity (a GAN sharpens codec blocks).
+    Compressed,
 }
 
 impl Variant {
@@ -56,6 +58,7 @@ impl Variant {
             Variant::Perceptual => &["perceptual"],
             Variant::Fidelity => &["fidelity"],
             Variant::Real => &["real"],
+            Variant::Compressed => &["real", "fidelity"],
         }
     }
 }
@@ -153,6 +156,10 @@ mod tests {
         assert_eq!(
             candidate_names(4, None, Variant::Real),
             vec!["mstgan-x4-real-int8.onnx", "mstgan-x4-real.onnx"]
+        );
+        assert_eq!(
+            candidate_names(3, Some(ModelPrecision::Int8), Variant::Compressed),
+            vec!["mstgan-x3-real-int8.onnx", "mstgan-x3-fidelity-int8.onnx"]
         );
     }
 

@@ -580,9 +580,12 @@ fn variant_picks_the_bundled_model() {
         ("fidelity", "mstgan-x4-fidelity-int8.onnx"),
         ("perceptual", "mstgan-x4-perceptual-int8.onnx"),
         ("auto", "mstgan-x4-perceptual-int8.onnx"),
+        // no x3 real model ships: compressed input falls back to fidelity, not the GAN
+        ("compressed", "mstgan-x3-fidelity-int8.onnx"),
     ] {
+        let scale = if variant == "compressed" { 3u32 } else { 4 };
         let el = gst::ElementFactory::make("mstgansr")
-            .property("scale", 4u32)
+            .property("scale", scale)
             .property_from_str("variant", variant)
             .property_from_str("execution-provider", "cpu")
             .build()

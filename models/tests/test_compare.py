@@ -163,5 +163,7 @@ def test_bench_pipelines_count_every_frame(tmp_path):
     with pytest.raises(C.CompareError, match="frames out for 6 in"):
         B.run_once(ms[1], frames, 48, 32, 2, 6, env, tmp_path)
     text = B.markdown([{"size": "48x32 x2", "method": "fixture", "fps": 9.0, "mib": 100.0}],
-                      [{"batch": 1, "fps": 9.0, "mib": 100.0}], 1, 1)
+                      [{"batch": 1, "fps": 9.0, "mib": 100.0}],
+                      [{"size": "4096x2160 x2", "method": "fixture", "fps": 0.01, "mib": 2000.0, "secs": 200.0}], 1, 1)
     assert "| 48x32 x2 | 9.00 f/s, 100 MiB |" in text
+    assert "| fixture | 0.010 | 200 s | 2000 |" in text

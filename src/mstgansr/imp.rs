@@ -324,6 +324,7 @@ impl MstGanSr {
                         Variant::Perceptual => "perceptual",
                         Variant::Fidelity => "fidelity",
                         Variant::Real => "real",
+                        Variant::Compressed => "real or fidelity",
                     },
                     models::MODEL_DIR_ENV
                 ),

@@ -81,6 +81,11 @@ pub enum Variant {
         nick = "real"
     )]
     Real = 3,
+    #[enum_value(
+        name = "Compressed input: real where it ships, else fidelity",
+        nick = "compressed"
+    )]
+    Compressed = 4,
 }
 
 impl From<Variant> for models::Variant {
@@ -90,6 +95,7 @@ impl From<Variant> for models::Variant {
             Variant::Perceptual => models::Variant::Perceptual,
             Variant::Fidelity => models::Variant::Fidelity,
             Variant::Real => models::Variant::Real,
+            Variant::Compressed => models::Variant::Compressed,
         }
     }
 }

@@ -6,7 +6,8 @@ it, stored as raw RGBx), each method runs as a real pipeline
 the scale), Real-ESRGAN ``realesr-animevideov3`` through the same element, and ``videoscale``
 lanczos. Methods alternate within each round; frames/s is the whole process (model loading
 included) over the frames, peak RSS is GNU time's; medians over rounds. A batch-size sweep of the
-INT8 model follows (offline throughput against windows per inference).
+INT8 model follows (offline throughput against windows per inference), then one run of a
+4096x2160 clip at x2 (INT8 and lanczos: the tiled path at 4K).
 
     python -m mstgan.tools.bench [--rounds 2] [--out ../docs/bench/throughput.md] [--readme ../README.md]
 """
@@ -28,6 +29,8 @@ SAMPLE = REPO / "examples" / "data" / "tennis-214x120.mp4"
 # (width, height, scale, frames): enough frames that model loading is a small part
 SIZES = [(180, 144, 4, 30), (320, 240, 2, 30), (640, 360, 2, 12), (960, 540, 2, 6), (1920, 1080, 2, 3)]
 BATCH_SIZE = (640, 360, 2, 16)
+# a 4K frame at x2 in tiles: minutes a frame, so one round of the INT8 model and lanczos only
+BIG = (4096, 2160, 2, 2)
 
 
 @dataclass
@@ -88,7 +91,8 @@ def run_once(m: Method, frames: Path, w: int, h: int, s: int, n: int, env: dict,
     return n / secs, int(rss.read_text().split()[-1]) / 1024
 
 
-def run(rounds: int, threads: int, work: Path, with_peer: bool = True) -> tuple[list[dict], list[dict]]:
+def run(rounds: int, threads: int, work: Path, with_peer: bool = True,
+        big: bool = True) -> tuple[list[dict], list[dict], list[dict]]:  # fmt: skip
     env = plugin_env(None)
     work.mkdir(parents=True, exist_ok=True)
     peers: dict[int, Path | None] = {}
@@ -119,10 +123,21 @@ def run(rounds: int, threads: int, work: Path, with_peer: bool = True) -> tuple[
             print(f"round {r + 1}: batch {b} at {w}x{h} x{s}: {fps:.2f} frames/s, {mib:.0f} MiB", flush=True)
     batches = [{"batch": b, "fps": statistics.median(v[0] for v in vals), "mib": statistics.median(v[1] for v in vals)}
                for b, vals in sweep.items()]  # fmt: skip
-    return table, batches
+    bigs = []
+    if big:
+        w, h, s, n = BIG
+        for m in methods(s, None, threads):
+            if m.label.endswith("FP32"):
+                continue
+            t0 = time.perf_counter()
+            fps, mib = run_once(m, make_frames(w, h, n, work), w, h, s, n, env, work)
+            bigs.append({"size": f"{w}x{h} x{s}", "method": m.label, "fps": fps, "mib": mib,
+                         "secs": time.perf_counter() - t0})  # fmt: skip
+            print(f"big: {m.label} {w}x{h} x{s}: {fps:.3f} frames/s, {mib:.0f} MiB", flush=True)
+    return table, batches, bigs
 
 
-def markdown(table: list[dict], batches: list[dict], rounds: int, threads: int) -> str:
+def markdown(table: list[dict], batches: list[dict], bigs: list[dict], rounds: int, threads: int) -> str:
     sizes = list(dict.fromkeys(r["size"] for r in table))
     labels = list(dict.fromkeys(r["method"] for r in table))
     cell = {(r["size"], r["method"]): r for r in table}
@@ -135,6 +150,11 @@ def markdown(table: list[dict], batches: list[dict], rounds: int, threads: int) 
     lines += ["", f"batch-size sweep, mstgansr INT8 at {w}x{h} x{s} ({n} frames):", "",
               "| batch-size | frames/s | peak MiB |", "|---|---|---|"]  # fmt: skip
     lines += [f"| {b['batch']} | {b['fps']:.2f} | {b['mib']:.0f} |" for b in batches]
+    if bigs:
+        w, h, s, n = BIG
+        lines += ["", f"{w}x{h} x{s} ({n} frames, one run; automatic tiles within the memory bound):", "",
+                  "| method | frames/s | whole run | peak MiB |", "|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {b['method']} | {b['fps']:.3f} | {b['secs']:.0f} s | {b['mib']:.0f} |" for b in bigs]
     head = (f"{machine()}; {threads} onnxruntime threads; {datetime.date.today()}; {rounds} round(s) alternated, "
             f"medians; frames/s = frames / whole gst-launch-1.0 process time (model loading included)")  # fmt: skip
     return head + "\n\n" + "\n".join(lines) + "\n"
@@ -148,9 +168,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(REPO / "docs" / "bench" / "throughput.md"))
     ap.add_argument("--readme", help="README whose <!-- bench:begin/end --> block gets the table")
     ap.add_argument("--no-peer", action="store_true", help="leave Real-ESRGAN out (no PyPI download)")
+    ap.add_argument("--no-big", action="store_true", help=f"leave out the {BIG[0]}x{BIG[1]} run (minutes a frame)")
     args = ap.parse_args(argv)
-    table, batches = run(args.rounds, args.threads, Path(args.work), not args.no_peer)
-    text = markdown(table, batches, args.rounds, args.threads)
+    table, batches, bigs = run(args.rounds, args.threads, Path(args.work), not args.no_peer, not args.no_big)
+    text = markdown(table, batches, bigs, args.rounds, args.threads)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("# Throughput through gst-launch-1.0 (`make bench`)\n\n" + text)
     print(text)
