@@ -576,14 +576,15 @@ fn active_provider_tells_the_truth() {
 #[test]
 fn variant_picks_the_bundled_model() {
     init();
-    for (variant, want) in [
-        ("fidelity", "mstgan-x4-fidelity-int8.onnx"),
-        ("perceptual", "mstgan-x4-perceptual-int8.onnx"),
-        ("auto", "mstgan-x4-perceptual-int8.onnx"),
+    for (scale, variant, want) in [
+        (4u32, "fidelity", "mstgan-x4-fidelity-int8.onnx"),
+        (4, "perceptual", "mstgan-x4-perceptual-int8.onnx"),
+        (4, "auto", "mstgan-x4-perceptual-int8.onnx"),
+        (4, "real", "mstgan-x4-real-int8.onnx"),
+        (4, "compressed", "mstgan-x4-real-int8.onnx"),
         // no x3 real model ships: compressed input falls back to fidelity, not the GAN
-        ("compressed", "mstgan-x3-fidelity-int8.onnx"),
+        (3, "compressed", "mstgan-x3-fidelity-int8.onnx"),
     ] {
-        let scale = if variant == "compressed" { 3u32 } else { 4 };
         let el = gst::ElementFactory::make("mstgansr")
             .property("scale", scale)
             .property_from_str("variant", variant)

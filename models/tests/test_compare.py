@@ -167,3 +167,18 @@ def test_bench_pipelines_count_every_frame(tmp_path):
                       [{"size": "4096x2160 x2", "method": "fixture", "fps": 0.01, "mib": 2000.0, "secs": 200.0}], 1, 1)
     assert "| 48x32 x2 | 9.00 f/s, 100 MiB |" in text
     assert "| fixture | 0.010 | 200 s | 2000 |" in text
+
+
+def test_validation_split_is_the_held_out_clips(shared_data):
+    """``evaluate --dataset validation``: the three held-out clips, whole frames, BI inputs; a
+    compressed input scores lower than the clean one, and an unknown set is an error."""
+    from mstgan.data.clips import VAL_SEQUENCES
+    from mstgan.tools.evaluate import evaluate
+
+    clean = evaluate("bicubic", 4, shared_data / "vid4", dataset="validation")
+    assert list(clean["clips"]) == list(VAL_SEQUENCES)
+    assert 20 < clean["average"]["psnr"] < 40
+    qp32 = evaluate("bicubic", 4, shared_data / "vid4", qp=32, dataset="validation")
+    assert qp32["average"]["psnr"] < clean["average"]["psnr"]
+    with pytest.raises(ValueError, match="dataset must be"):
+        evaluate("bicubic", 4, shared_data / "vid4", dataset="vid5")

@@ -8,7 +8,9 @@ over the 4 clips; LPIPS-alex and tOF (TecoGAN definitions) with ``--perceptual``
 ``ckpt:<checkpoint>`` evaluates a training checkpoint's EMA generator in PyTorch (CPU), e.g. a
 model trained but not (yet) exported. ``--qp N`` feeds every method the LR clips after H.264 at
 QP N (x264, 4:2:0, see :mod:`mstgan.data.realworld`): compressed input, as cameras and the web give
-it; bicubic then upscales the same decoded frames.
+it; bicubic then upscales the same decoded frames. ``--dataset validation`` runs the same
+protocol on the three held-out training clips (``data.clips.VAL_SEQUENCES``, whole frames, LR by
+the BI degradation), which no model was trained on.
 """
 
 from __future__ import annotations
@@ -52,6 +54,19 @@ def load_clip(vid4: Path, clip: str, scale: int) -> tuple[np.ndarray, np.ndarray
     return lr, gt
 
 
+def load_validation(scale: int, root: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The held-out clips as {name: (LR, GT)}: GT cropped to a multiple of ``scale``, LR by BI."""
+    from mstgan.data.clips import VAL_SEQUENCES, load_frames
+
+    root = root or SHARED / "train"
+    out = {}
+    for name in VAL_SEQUENCES:
+        hr = load_frames(root / name)
+        h, w = hr.shape[1] // scale * scale, hr.shape[2] // scale * scale
+        out[name] = (np.stack([degrade_bi(f, scale) for f in hr]), hr[:, :h, :w])
+    return out
+
+
 def upscale_bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
     return np.stack([to_uint8(imresize(f, scale)) for f in lr])
 
@@ -73,7 +88,7 @@ def tof(out: np.ndarray, gt: np.ndarray) -> float:
 
 
 def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, threads: int = 2,
-             qp: int | None = None) -> dict:  # fmt: skip
+             qp: int | None = None, dataset: str = "vid4") -> dict:  # fmt: skip
     sess, window, gen = None, 1, None
     if method.startswith("ckpt:"):
         import torch
@@ -105,8 +120,13 @@ def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, thre
         lp = LPIPS("alex")
     per_clip = {}
     t_total, n_total = 0.0, 0
-    for clip in CLIPS:
-        lr, gt = load_clip(vid4, clip, scale)
+    if dataset == "vid4":
+        data = {clip: load_clip(vid4, clip, scale) for clip in CLIPS}
+    elif dataset == "validation":
+        data = load_validation(scale)
+    else:
+        raise ValueError(f"dataset must be 'vid4' or 'validation', not {dataset!r}")
+    for clip, (lr, gt) in data.items():
         if qp is not None:
             from mstgan.data.realworld import compress_clip
 
@@ -131,8 +151,9 @@ def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, thre
                 row["lpips"] = float(np.mean([float(lp(a[i : i + 1], b[i : i + 1])) for i in range(len(a))]))
             row["tof"] = tof(out, gt)
         per_clip[clip] = row
-    avg = {k: float(np.mean([per_clip[c][k] for c in CLIPS])) for k in per_clip[CLIPS[0]]}
-    return {"method": method, "scale": scale, "clips": per_clip, "average": avg, "qp": qp,
+    first = next(iter(per_clip.values()))
+    avg = {k: float(np.mean([row[k] for row in per_clip.values()])) for k in first}
+    return {"method": method, "scale": scale, "dataset": dataset, "clips": per_clip, "average": avg, "qp": qp,
             "seconds_per_frame": t_total / n_total, "threads": threads}  # fmt: skip
 
 
@@ -145,14 +166,16 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="write results here")
     ap.add_argument("--qp", type=int, action="append", help="also on x264-compressed input at this QP (repeatable)")
+    ap.add_argument("--dataset", choices=("vid4", "validation"), default="vid4",
+                    help="Vid4, or the held-out training clips")
     args = ap.parse_args(argv)
-    results = [evaluate(m, args.scale, Path(args.vid4), args.perceptual, args.threads, qp)
+    results = [evaluate(m, args.scale, Path(args.vid4), args.perceptual, args.threads, qp, args.dataset)
                for qp in [None, *(args.qp or [])] for m in args.method]  # fmt: skip
     for r in results:
         a = r["average"]
         extra = f"  LPIPS {a['lpips']:.4f}  tOF {a['tof']:.4f}" if "lpips" in a else ""
         src = "BI" if r["qp"] is None else f"BI + x264 QP {r['qp']}"
-        print(f"x{r['scale']} {src} {r['method']}: PSNR {a['psnr']:.3f}  SSIM {a['ssim']:.4f}{extra}  "
+        print(f"{r['dataset']} x{r['scale']} {src} {r['method']}: PSNR {a['psnr']:.3f}  SSIM {a['ssim']:.4f}{extra}  "
               f"({r['seconds_per_frame'] * 1000:.0f} ms/frame, {r['threads']} threads)")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
