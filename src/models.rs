@@ -47,7 +47,7 @@ pub enum Variant {
     Fidelity,
     /// Trained on x264-compressed and noisy input.
     Real,
-    /// For compressed input: real where it ships, else fidelity (a GAN sharpens codec blocks).
+    /// For compressed input: real where it ships, else fidelity (perceptual was trained on clean input only).
     Compressed,
 }
 

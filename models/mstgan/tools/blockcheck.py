@@ -20,7 +20,7 @@ import numpy as np
 
 from mstgan.data.realworld import compress_clip
 from mstgan.tools.compare import Pictures
-from mstgan.tools.evaluate import CLIPS, default_vid4, load_clip, upscale_bicubic, upscale_onnx
+from mstgan.tools.evaluate import CLIPS, default_vid4, load_clip, upscaler
 
 GRID = 4  # x264's smallest transform, in LR pixels
 
@@ -36,40 +36,23 @@ def blockiness(frames: np.ndarray, period: int) -> float:
     ratios = []
     for axis in (1, 2):
         d = np.abs(np.diff(y, axis=axis))
-        idx = np.arange(d.shape[axis])
-        on = (idx + 1) % period == 0  # step between pixel k*period-1 and k*period
-        take = (lambda m: d[:, m]) if axis == 1 else (lambda m: d[:, :, m])
-        ratios.append(take(on).mean() / max(take(~on).mean(), 1e-9))
+        on = (np.arange(d.shape[axis]) + 1) % period == 0  # step between pixel k*period-1 and k*period
+        ratios.append(d.compress(on, axis).mean() / max(d.compress(~on, axis).mean(), 1e-9))
     return float(np.mean(ratios))
-
-
-def upscaler(method: str, threads: int):
-    if method == "bicubic":
-        return "bicubic", lambda lr, s: upscale_bicubic(lr, s)
-    if method.startswith("onnx:"):
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        sess = ort.InferenceSession(method[5:], so, providers=["CPUExecutionProvider"])
-        window = int(sess.get_modelmeta().custom_metadata_map["window"])
-        label = Path(method[5:]).stem.removeprefix("mstgan-")
-        return label, lambda lr, s: upscale_onnx(sess, lr, window)
-    raise ValueError(f"method must be bicubic or onnx:<path>, not {method!r}")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--qp", type=int, default=32)
     ap.add_argument("--scale", type=int, default=4)
-    ap.add_argument("--method", action="append", required=True, help="bicubic | onnx:<path> (repeatable)")
+    ap.add_argument("--method", action="append", required=True, help="bicubic | onnx:<path> | ckpt:<path> (repeatable)")
     ap.add_argument("--clip", action="append", help=f"Vid4 clips (default: all of {', '.join(CLIPS)})")
     ap.add_argument("--vid4", default=str(default_vid4()))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", help="folder for crops-<clip>.png and xt-<clip>.png")
     args = ap.parse_args(argv)
     s, period = args.scale, GRID * args.scale
-    ups = [upscaler(m, args.threads) for m in args.method]
+    ups = [(Path(m.split(":", 1)[-1]).stem.removeprefix("mstgan-"), upscaler(m, s, args.threads)) for m in args.method]
     pics = Pictures()
     rows: dict[str, list[float]] = {}
     for clip in args.clip or CLIPS:
@@ -78,7 +61,7 @@ def main(argv=None) -> int:
         c = SimpleNamespace(name=clip, gt=gt)
         pics.add(c, f"LR, x264 QP {args.qp}", lr, s)
         for label, up in ups:
-            out = up(lr, s)
+            out = up(lr)
             rows.setdefault(label, []).append(blockiness(out, period))
             pics.add(c, label, out, s)
         rows.setdefault("ground truth", []).append(blockiness(gt, period))

@@ -87,9 +87,11 @@ def tof(out: np.ndarray, gt: np.ndarray) -> float:
     return tof_from_flows(farneback_flows(out), farneback_flows(gt))
 
 
-def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, threads: int = 2,
-             qp: int | None = None, dataset: str = "vid4") -> dict:  # fmt: skip
-    sess, window, gen = None, 1, None
+def upscaler(method: str, scale: int, threads: int = 2):
+    """``bicubic``, ``onnx:<path>`` or ``ckpt:<path>`` as a function of the LR clip
+    ([F, H, W, 3] uint8) to the upscaled one; a model of another scale is an error."""
+    if method == "bicubic":
+        return lambda lr: upscale_bicubic(lr, scale)
     if method.startswith("ckpt:"):
         import torch
 
@@ -100,6 +102,7 @@ def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, thre
         gen, _ = load_generator(method[5:])
         if gen.scale != scale:
             raise ValueError(f"{method[5:]} is a x{gen.scale} model, evaluation asked for x{scale}")
+        return lambda lr: upscale(gen, lr)
     if method.startswith("onnx:"):
         import onnxruntime as ort
 
@@ -111,6 +114,13 @@ def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, thre
         if int(meta["scale"]) != scale:
             raise ValueError(f"{path} is a x{meta['scale']} model, evaluation asked for x{scale}")
         window = int(meta["window"])
+        return lambda lr: upscale_onnx(sess, lr, window)
+    raise ValueError(f"method must be bicubic, onnx:<path> or ckpt:<path>, not {method!r}")
+
+
+def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, threads: int = 2,
+             qp: int | None = None, dataset: str = "vid4") -> dict:  # fmt: skip
+    up = upscaler(method, scale, threads)
     lp = None
     if perceptual:
         import torch
@@ -132,10 +142,7 @@ def evaluate(method: str, scale: int, vid4: Path, perceptual: bool = False, thre
 
             lr = compress_clip(lr, qp)
         t0 = time.time()
-        if gen is not None:
-            out = upscale(gen, lr)
-        else:
-            out = upscale_bicubic(lr, scale) if sess is None else upscale_onnx(sess, lr, window)
+        out = up(lr)
         t_total += time.time() - t0
         n_total += len(lr)
         if out.shape != gt.shape:
