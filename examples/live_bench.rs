@@ -4,7 +4,11 @@
 //! for `--seconds`, alternated with the others over `--rounds`; medians over rounds are printed.
 //!
 //!     cargo run --release --example live_bench -- [--seconds 60] [--rounds 2] \
-//!         [--width 320 --height 240 --fps 30 --scale 4] [--model PATH] [--recipes a,b,c,d]
+//!         [--width 320 --height 240 --fps 30 --scale 4] [--model PATH] [--recipes a,b,c,d] \
+//!         [--variants fast,fidelity]
+//!
+//! `--variants` runs every recipe with each bundled variant (alternated in each round): the fast
+//! tier against the default model on the same camera.
 //!
 //! The source is `videotestsrc is-live=true` (a moving ball, timestamped at capture); the sink a
 //! `fakesink sync=true` that behaves like a display (drops frames more than 20 ms late, sends
@@ -25,6 +29,7 @@ struct Args {
     scale: u32,
     model: Option<String>,
     recipes: Vec<String>,
+    variants: Vec<String>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -37,6 +42,7 @@ fn parse() -> Result<Args, String> {
         scale: 4,
         model: None,
         recipes: RECIPES.iter().map(|r| r.0.to_string()).collect(),
+        variants: vec![String::new()],
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -54,6 +60,7 @@ fn parse() -> Result<Args, String> {
             "--scale" => a.scale = num(&v)? as u32,
             "--model" => a.model = Some(v),
             "--recipes" => a.recipes = v.split(',').map(str::to_string).collect(),
+            "--variants" => a.variants = v.split(',').map(str::to_string).collect(),
             _ => return Err(format!("unknown argument {k}")),
         }
     }
@@ -111,14 +118,15 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn run(a: &Args, middle: &str) -> Result<Run, Box<dyn std::error::Error>> {
+fn run(a: &Args, middle: &str, variant: &str) -> Result<Run, Box<dyn std::error::Error>> {
     let m = format!(
         "name=sr scale={} execution-provider=cpu {}",
         a.scale,
-        a.model
-            .as_ref()
-            .map(|p| format!("model-location=\"{p}\""))
-            .unwrap_or_default()
+        match (&a.model, variant) {
+            (Some(p), _) => format!("model-location=\"{p}\""),
+            (None, "") => String::new(),
+            (None, v) => format!("variant={v}"),
+        }
     );
     let desc = format!(
         "videotestsrc name=cam is-live=true pattern=ball ! \
@@ -210,14 +218,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = parse()?;
     gst::init()?;
     gstmstgansr::plugin_register_static()?;
-    let chosen: Vec<_> = RECIPES
+    let chosen: Vec<(&str, String, &str, &str)> = RECIPES
         .iter()
         .filter(|r| a.recipes.iter().any(|x| x == r.0))
+        .flat_map(|r| {
+            a.variants.iter().map(move |v| {
+                let what = if v.is_empty() {
+                    r.1.to_string()
+                } else {
+                    format!("{}, variant={v}", r.1)
+                };
+                (r.0, what, r.2, v.as_str())
+            })
+        })
         .collect();
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); chosen.len()];
     for round in 0..a.rounds {
-        for (i, (name, what, mid)) in chosen.iter().enumerate() {
-            let r = run(&a, mid)?;
+        for (i, (name, what, mid, variant)) in chosen.iter().enumerate() {
+            let r = run(&a, mid, variant)?;
             eprintln!(
                 "round {} recipe {name} ({what}): {:.2} frames/s shown, delay median {:.0} ms max {:.0} ms, \
                  {} captured {} shown, {} inferred ({} with T distinct frames), {} resized",
@@ -242,7 +260,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "| recipe | frames/s shown | delay median ms | delay max ms | frames lost | inferred from T distinct frames | inferred / resized |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for ((_, what, _), runs) in chosen.iter().zip(&results) {
+    for ((_, what, _, _), runs) in chosen.iter().zip(&results) {
         let med = |f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
         let lost = med(&|r| {
             100.0 * (r.captured.saturating_sub(r.shown)) as f64 / r.captured.max(1) as f64

@@ -5,7 +5,7 @@
 //!     cargo run --release --example rtsp_relay -- --source rtsp://camera/stream \
 //!         [--listen 127.0.0.1 --port 8555 --mount /upscaled] [--width 320 --height 240 --fps 15]
 //!         [--scale 2] [--model PATH] [--provider auto] [--late-frames resize|drop]
-//!         [--variant compressed|auto|perceptual|fidelity|real]
+//!         [--variant compressed|auto|perceptual|fidelity|real|fast]
 //!
 //! Serves rtsp://<listen>:<port><mount> at (scale x width) x (scale x height). Cameras send
 //! compressed video, so the default `--variant compressed` takes the model trained on it where

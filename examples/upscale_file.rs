@@ -3,7 +3,7 @@
 //!
 //!     cargo run --release --example upscale_file -- INPUT OUTPUT.mp4 [--scale 4] [--model PATH]
 //!         [--quantizer 18] [--provider auto|cpu|cuda|tensorrt] [--chroma 420|444]
-//!         [--variant compressed|auto|perceptual|fidelity|real]
+//!         [--variant compressed|auto|perceptual|fidelity|real|fast]
 //!
 //! Files are compressed video, so the model is the one trained on compressed input where the
 //! scale has one (`--variant compressed`: real, else fidelity; `auto` for clean sources).

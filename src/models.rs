@@ -49,6 +49,8 @@ pub enum Variant {
     Real,
     /// For compressed input: real where it ships, else fidelity (perceptual was trained on clean input only).
     Compressed,
+    /// The CPU / live-camera tier: ~10x cheaper per pixel, less sharp.
+    Fast,
 }
 
 impl Variant {
@@ -59,6 +61,7 @@ impl Variant {
             Variant::Fidelity => &["fidelity"],
             Variant::Real => &["real"],
             Variant::Compressed => &["real", "fidelity"],
+            Variant::Fast => &["fast"],
         }
     }
 }

@@ -354,6 +354,12 @@ fn output_matches_onnxruntime_golden_t3() {
 }
 
 #[test]
+fn fast_tier_output_matches_onnxruntime_golden() {
+    // early fusion, no extractor/fusion pair: the whole graph, at an odd size (23x17)
+    golden("fixture-x2-t5-fast", 5);
+}
+
+#[test]
 fn odd_sizes_in_yuv() {
     let mut h = harness("fixture-x3-t5.onnx", 3);
     let c = caps("I420", 177, 101);
@@ -584,6 +590,8 @@ fn variant_picks_the_bundled_model() {
         (4, "compressed", "mstgan-x4-real-int8.onnx"),
         // no x3 real model ships: compressed input falls back to fidelity, not the GAN
         (3, "compressed", "mstgan-x3-fidelity-int8.onnx"),
+        (2, "fast", "mstgan-x2-fast-int8.onnx"),
+        (4, "fast", "mstgan-x4-fast-int8.onnx"),
     ] {
         let el = gst::ElementFactory::make("mstgansr")
             .property("scale", scale)
@@ -600,4 +608,7 @@ fn variant_picks_the_bundled_model() {
     let m = run_pipeline("scale=3 variant=real", CAPS);
     let (headline, _) = m.errors.first().expect("an error");
     assert!(headline.contains("no bundled x3 real model"), "{headline}");
+    let m = run_pipeline("scale=3 variant=fast", CAPS);
+    let (headline, _) = m.errors.first().expect("an error");
+    assert!(headline.contains("no bundled x3 fast model"), "{headline}");
 }

@@ -36,6 +36,22 @@ def test_stage1_steps_reduce_the_loss(tmp_path, shared_data):
     assert last < 0.8 * first, (first, last)
 
 
+def test_fast_tier_trains_and_its_features_stay_alive(tmp_path, shared_data):
+    arch = {"type": "fast", "n_frames": 3, "ch": 16, "n_blocks": 1}
+    tr = make(tmp_path, shared_data, stage=1, arch=arch, scale=2, w_perceptual=0.0, lr_g=1e-3)
+    fixed_batch(tr)
+    first = tr.train_step()["total"]
+    for _ in range(40):
+        last = tr.train_step()["total"]
+    assert last < 0.9 * first, (first, last)
+    # the failure seen once: a dead head (every feature <= 0) leaves the output at bicubic
+    lr_in, _ = tr.sampler.sample(2)
+    n, t, c, h, w = lr_in.shape
+    with torch.no_grad():
+        feats = tr.G.head(torch.nn.functional.pixel_unshuffle(lr_in.reshape(n, t * c, h, w), 2))
+    assert (feats > 0).float().mean() > 0.05
+
+
 def test_stage2_steps_run_and_reduce_the_generator_loss(tmp_path, shared_data):
     tr = make(tmp_path, shared_data, stage=2, w_adv=1e-3)
     fixed_batch(tr)

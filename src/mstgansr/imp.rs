@@ -325,6 +325,7 @@ impl MstGanSr {
                         Variant::Fidelity => "fidelity",
                         Variant::Real => "real",
                         Variant::Compressed => "real or fidelity",
+                        Variant::Fast => "fast",
                     },
                     models::MODEL_DIR_ENV
                 ),
@@ -834,7 +835,8 @@ impl ObjectImpl for MstGanSr {
                     .nick("Variant")
                     .blurb(
                         "Which bundled model (without model-location): perceptual or fidelity for \
-                         clean input, real for compressed camera and web video",
+                         clean input, real for compressed camera and web video, fast for live \
+                         cameras on a CPU",
                     )
                     .mutable_ready()
                     .build(),

@@ -86,6 +86,11 @@ pub enum Variant {
         nick = "compressed"
     )]
     Compressed = 4,
+    #[enum_value(
+        name = "Fast: the CPU / live-camera tier (x2, x4), less sharp",
+        nick = "fast"
+    )]
+    Fast = 5,
 }
 
 impl From<Variant> for models::Variant {
@@ -96,6 +101,7 @@ impl From<Variant> for models::Variant {
             Variant::Fidelity => models::Variant::Fidelity,
             Variant::Real => models::Variant::Real,
             Variant::Compressed => models::Variant::Compressed,
+            Variant::Fast => models::Variant::Fast,
         }
     }
 }

@@ -23,17 +23,19 @@ def _lrelu() -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """conv-relu-conv with identity skip; ``separable`` uses depthwise 3x3 + pointwise 1x1 convs."""
+    """conv-relu-conv with identity skip; ``separable`` uses depthwise 3x3 + pointwise 1x1 convs;
+    ``inner`` narrows the middle (what structured pruning leaves of it)."""
 
-    def __init__(self, ch: int, separable: bool = False, res_scale: float = 1.0):
+    def __init__(self, ch: int, separable: bool = False, res_scale: float = 1.0, inner: int | None = None):
         super().__init__()
 
-        def conv():
+        def conv(ci, co):
             if separable:
-                return nn.Sequential(nn.Conv2d(ch, ch, 3, 1, 1, groups=ch), nn.Conv2d(ch, ch, 1))
-            return nn.Conv2d(ch, ch, 3, 1, 1)
+                return nn.Sequential(nn.Conv2d(ci, ci, 3, 1, 1, groups=ci), nn.Conv2d(ci, co, 1))
+            return nn.Conv2d(ci, co, 3, 1, 1)
 
-        self.body = nn.Sequential(conv(), nn.ReLU(inplace=True), conv())
+        mid = inner or ch
+        self.body = nn.Sequential(conv(ch, mid), nn.ReLU(inplace=True), conv(mid, ch))
         self.res_scale = res_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -336,7 +338,55 @@ class TemporalDiscriminator(nn.Module):
         return self.net(seq.flatten(1, 2))
 
 
-def generator_from_options(opt: dict) -> MSTGenerator:
-    """The generator a training options dict describes (``scale`` and the ``arch`` keys): how
-    training, export and interpolation all build it."""
-    return MSTGenerator(scale=opt["scale"], **opt["arch"])
+class FastGenerator(nn.Module):
+    """The CPU / live-camera tier: early fusion (the T frames stacked on channels, no flow) at half
+    LR resolution, so every convolution is a wide one that onnxruntime runs near its peak.
+
+    The MST generator with its channels cut to ~0.1 MFLOP per LR pixel ran 4 frames/s at 320x240
+    on 2 cores (8-channel convolutions and GridSample are slow per FLOP); folding 2x2 pixels onto
+    channels (pixel-unshuffle) keeps the same receptive field at a quarter of the positions.
+
+    Args:
+        scale: 2, 3 or 4.
+        n_frames: window length T (odd).
+        ch: channels of the half-resolution body.
+        n_blocks: residual blocks of the body.
+        inner: the middle width of each block (``None``: ``ch``); set by structured pruning.
+    Input ``[N, T, 3, H, W]`` RGB in [0, 1]; output ``[N, 3, s*H, s*W]`` (the same contract).
+    """
+
+    def __init__(self, scale: int = 2, n_frames: int = 3, ch: int = 32, n_blocks: int = 2,
+                 inner: list[int] | None = None):  # fmt: skip
+        super().__init__()
+        assert n_frames % 2 == 1, "window must be odd so the centre frame is defined"
+        inner = inner or [ch] * n_blocks
+        assert len(inner) == n_blocks, "one inner width per block"
+        self.scale, self.n_frames = scale, n_frames
+        # leaky: a plain ReLU head died in the first steps (all features <= 0, output = bicubic)
+        self.head = nn.Sequential(nn.Conv2d(12 * n_frames, ch, 3, 1, 1), _lrelu())
+        self.body = nn.Sequential(*[ResBlock(ch, inner=k) for k in inner])
+        self.out = nn.Conv2d(ch, 3 * (2 * scale) ** 2, 3, 1, 1)
+        # starts as the bicubic skip: no large early gradients from a random detail image
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.skip = CubicUpsample(scale)
+
+    def forward(self, x: torch.Tensor, return_flow: bool = False):
+        n, t, c, h, w = x.shape
+        centre = x[:, t // 2]
+        # odd sizes: replicate one row / column so 2x2 folding covers every pixel, crop it after
+        xs = F.pad(x.reshape(n, t * c, h, w), (0, w % 2, 0, h % 2), mode="replicate")
+        feat = self.head(F.pixel_unshuffle(xs, 2))
+        feat = self.body(feat) + feat
+        detail = F.pixel_shuffle(self.out(feat), 2 * self.scale)[..., : self.scale * h, : self.scale * w]
+        out = self.skip(centre) + detail
+        return (out, None) if return_flow else out
+
+
+def generator_from_options(opt: dict) -> nn.Module:
+    """The generator a training options dict describes (``scale`` and the ``arch`` keys; ``type``
+    "fast" is the CPU tier): how training, export and interpolation all build it."""
+    arch = dict(opt["arch"])
+    if arch.pop("type", "mst") == "fast":
+        return FastGenerator(scale=opt["scale"], **arch)
+    return MSTGenerator(scale=opt["scale"], **arch)

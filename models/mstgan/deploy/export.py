@@ -24,7 +24,7 @@ import onnx
 import torch
 
 from mstgan import __version__
-from mstgan.archs.mstgan_arch import MSTGenerator, generator_from_options
+from mstgan.archs.mstgan_arch import FastGenerator, MSTGenerator, generator_from_options
 
 OPSET = 17
 
@@ -73,7 +73,8 @@ def export_onnx(g: MSTGenerator, path: str | Path, precision: str = "fp32", step
                 extra: dict | None = None, sample_hw: tuple[int, int] = (36, 44)) -> Path:  # fmt: skip
     path = trace_contract(_Clamped(g.eval()).eval(), g.n_frames, path, sample_hw)
     meta = {"scale": g.scale, "window": g.n_frames, "precision": precision, "version": __version__,
-            "training_steps": steps, "input": "frames [N,T,3,H,W] RGB 0..1", "output": "upscaled [N,3,sH,sW]"}  # fmt: skip
+            "training_steps": steps, "input": "frames [N,T,3,H,W] RGB 0..1", "output": "upscaled [N,3,sH,sW]",
+            "arch": "fast" if isinstance(g, FastGenerator) else "mst"}  # fmt: skip
     meta.update(extra or {})
     set_metadata(path, meta)
     return path

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mstgan.archs.mstgan_arch import MSTGenerator
+from mstgan.archs.mstgan_arch import FastGenerator, MSTGenerator
 from mstgan.deploy.export import export_onnx, export_split, read_metadata, split_parity
 from mstgan.paths import MODELS
 from mstgan.data.clips import window_indices
@@ -29,6 +29,26 @@ def tiny_generator(scale: int, window: int, seed: int = 1234) -> MSTGenerator:
             if p.abs().sum() == 0:  # zero-initialised heads: give them weight so every input matters
                 p.normal_(0, 0.05)
     return g.eval()
+
+
+def tiny_fast_generator(scale: int, window: int, seed: int = 1234) -> FastGenerator:
+    """The fast tier's architecture, tiny: odd sizes go through its pad-and-crop path."""
+    torch.manual_seed(seed)
+    g = FastGenerator(scale, window, ch=8, n_blocks=1)
+    with torch.no_grad():
+        g.out.weight.normal_(0, 0.05)
+    return g.eval()
+
+
+def write_golden(path: Path, out: Path, name: str, scale: int, window: int) -> None:
+    """Golden input (7 frames of 23x17, odd) and onnxruntime's output for the element's tests."""
+    frames = golden_frames(7, 23, 17)
+    ref = run_reference(path, frames, window)
+    frames.tofile(out / f"golden-{name}.in.rgb")
+    ref.astype("<f4").tofile(out / f"golden-{name}.out.f32")
+    meta = {"frames": len(frames), "width": 23, "height": 17, "scale": scale, "window": window}
+    (out / f"golden-{name}.json").write_text(json.dumps(meta) + "\n")
+    print(f"wrote {path} ({path.stat().st_size} bytes) and its golden files")
 
 
 class BilinearUpscale(torch.nn.Module):
@@ -116,14 +136,19 @@ def broken_models(out: Path) -> list[Path]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(MODELS / "fixtures"))
-    ap.add_argument("--only", choices=["all", "broken"], default="all",
-                    help="broken: only the contract-breaking models (the others stay byte for byte)")
+    ap.add_argument("--only", choices=["all", "broken", "fast"], default="all",
+                    help="broken / fast: only the contract-breaking / fast-tier models (the others stay byte for byte)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for path in broken_models(out):
-        print(f"wrote {path} ({BROKEN[path.stem]})")
-    if args.only == "broken":
+    if args.only in ("all", "broken"):
+        for path in broken_models(out):
+            print(f"wrote {path} ({BROKEN[path.stem]})")
+    if args.only in ("all", "fast"):
+        name = "fixture-x2-t5-fast"
+        path = export_onnx(tiny_fast_generator(2, 5), out / f"{name}.onnx", "fp32", 0, {"variant": "fixture"})
+        write_golden(path, out, name, 2, 5)
+    if args.only != "all":
         return 0
     for scale, window in FIXTURES:
         name = f"fixture-x{scale}-t{window}"
@@ -132,13 +157,7 @@ def main(argv=None) -> int:
             # feature-caching pairs: the element's golden tests then run the cached path too
             export_split(tiny_generator(scale, window), path, read_metadata(path))
             assert split_parity(path) < 1e-5
-        frames = golden_frames(7, 23, 17)
-        ref = run_reference(path, frames, window)
-        frames.tofile(out / f"golden-{name}.in.rgb")
-        ref.astype("<f4").tofile(out / f"golden-{name}.out.f32")
-        meta = {"frames": len(frames), "width": 23, "height": 17, "scale": scale, "window": window}
-        (out / f"golden-{name}.json").write_text(json.dumps(meta) + "\n")
-        print(f"wrote {path} ({path.stat().st_size} bytes) and its golden files")
+        write_golden(path, out, name, scale, window)
     path = export_onnx(BilinearUpscale(2, 3), out / "fixture-x2-t3-bilinear.onnx", "fp32", 0, {"variant": "fixture"})
     print(f"wrote {path}")
     return 0

@@ -30,6 +30,8 @@ from mstgan.data.clips import window_indices
 # The bicubic skip (a fixed convolution) is the base image itself: quantising it would put 8-bit
 # steps into every output pixel.
 FLOAT_PREFIXES = ("/g/flow/", "/g/extractor/", "/g/upsample/upsample.2/", "/g/refine/out/", "/g/skip/")
+# operator types given int8 inputs and outputs (QDQ around them)
+OP_TYPES = ("Conv",)
 
 
 class WindowReader(CalibrationDataReader):
@@ -62,7 +64,7 @@ def calibration_windows(scale: int, window: int, n: int = 24, crop: int = 64, se
 
 
 def quantize(model_path: str | Path, out_path: str | Path, windows: list[np.ndarray] | list[dict],
-             float_prefixes: tuple[str, ...] = FLOAT_PREFIXES) -> Path:  # fmt: skip
+             float_prefixes: tuple[str, ...] = FLOAT_PREFIXES, op_types: tuple[str, ...] = OP_TYPES) -> Path:  # fmt: skip
     model_path, out_path = Path(model_path), Path(out_path)
     meta = read_metadata(model_path)
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +75,7 @@ def quantize(model_path: str | Path, out_path: str | Path, windows: list[np.ndar
         quantize_static(
             str(pre), str(out_path), WindowReader(windows), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
-            op_types_to_quantize=["Conv"], extra_options={"CalibMovingAverage": True},
+            op_types_to_quantize=list(op_types), extra_options={"CalibMovingAverage": True},
         )  # fmt: skip
     meta["precision"] = "int8"
     meta["float_nodes"] = ",".join(float_prefixes)
@@ -94,6 +96,19 @@ def quantize_split(fp32_full: str | Path, int8_full: str | Path, windows: list[n
     return ext8, fus8
 
 
+def check(fp32: str | Path, int8: str | Path, scale: int, window: int, runs: int = 9) -> dict:
+    """PSNR of the INT8 output against FP32's on held-out windows (not the calibration ones) and
+    the two times per 180x144 window, run in turn (idle machine)."""
+    from mstgan.deploy.release import _session, _timed
+
+    a, b = _session(Path(fp32), 2, spin=False), _session(Path(int8), 2, spin=False)
+    wins = calibration_windows(scale, window, 6, crop=64, seed=5)
+    mse = float(np.mean([np.mean((a.run(None, {"frames": x})[0] - b.run(None, {"frames": x})[0]) ** 2) for x in wins]))
+    feed = {"frames": np.random.default_rng(0).random((1, window, 3, 144, 180), dtype=np.float32)}
+    t32, t8 = _timed([a, b], [feed, feed], runs)
+    return {"psnr_vs_fp32": 10 * np.log10(1 / max(mse, 1e-12)), "ms_fp32": t32 * 1e3, "ms_int8": t8 * 1e3, "speedup": t32 / t8}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
@@ -101,11 +116,19 @@ def main(argv=None) -> int:
     ap.add_argument("--calib", type=int, default=24, help="calibration windows")
     ap.add_argument("--float", nargs="+", default=list(FLOAT_PREFIXES), metavar="PREFIX",
                     help="ONNX node-name prefixes kept in float (sensitivity sweeps)")
+    ap.add_argument("--ops", nargs="+", default=list(OP_TYPES), metavar="OP",
+                    help="operator types to quantise (Conv; + LeakyRelu Add Concat keeps chains in int8)")
+    ap.add_argument("--check", action="store_true", help="print PSNR against FP32 and the speed-up (idle machine)")
+    ap.add_argument("--no-split", action="store_true", help="skip the feature-caching pair")
     args = ap.parse_args(argv)
     meta = read_metadata(args.model)
     wins = calibration_windows(int(meta["scale"]), int(meta["window"]), args.calib)
-    print(f"wrote {quantize(args.model, args.out, wins, tuple(args.float))}")
-    if all(p.exists() for p in split_paths(args.model)):
+    print(f"wrote {quantize(args.model, args.out, wins, tuple(args.float), tuple(args.ops))}")
+    if args.check:
+        r = check(args.model, args.out, int(meta["scale"]), int(meta["window"]))
+        print(f"INT8 vs FP32: {r['psnr_vs_fp32']:.1f} dB; {r['ms_fp32']:.0f} / {r['ms_int8']:.0f} ms per 180x144 window "
+              f"({r['speedup']:.2f}x)")  # fmt: skip
+    if not args.no_split and all(p.exists() for p in split_paths(args.model)):
         print(f"wrote {', '.join(map(str, quantize_split(args.model, args.out, wins, tuple(args.float))))}")
     return 0
 

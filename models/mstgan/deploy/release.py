@@ -98,6 +98,8 @@ def main(argv=None) -> int:
     if args.split:
         for m in results["models"]:
             g, _ = load_generator(m["checkpoint"])
+            if not hasattr(g, "extract"):
+                continue
             m.update(write_split(g, out / m["fp32"], out / m["int8"], args.threads))
             print(f"x{m['scale']} {m['variant']}: split parity FP32 {m['split_parity_fp32']:.1e}, "
                   f"INT8 {m['split_parity_int8']:.1e}; extractor {m['cpu_s_extractor'] * 1000:.0f} ms, "
@@ -126,7 +128,8 @@ def main(argv=None) -> int:
         entry = {"scale": scale, "variant": variant, "checkpoint": str(ckpt), "steps": st["step"],
                  "parity_max_abs": diff, "fp32": str(fp32.name), "int8": str(int8.name),
                  "cpu_s_fp32": t_fp32, "cpu_s_int8": t_int8}  # fmt: skip
-        entry.update(write_split(g, fp32, int8, args.threads))
+        if hasattr(g, "extract"):  # the fast tier (early fusion) has no per-frame features to cache
+            entry.update(write_split(g, fp32, int8, args.threads))
         if interp:
             entry["interpolation"] = {k: interp[k] for k in ("alpha", "fidelity", "fidelity_step", "perceptual")}
         if not args.skip_eval:

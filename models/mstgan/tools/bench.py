@@ -9,7 +9,11 @@ included) over the frames, peak RSS is GNU time's; medians over rounds. A batch-
 INT8 model follows (offline throughput against windows per inference), then one run of a
 4096x2160 clip at x2 (INT8 and lanczos: the tiled path at 4K).
 
+``--fast`` measures the fast tier instead (``variant=fast``, the live-camera models) against the
+default model of the scale and lanczos, on 300 frames so that model loading is a small part.
+
     python -m mstgan.tools.bench [--rounds 2] [--out ../docs/bench/throughput.md] [--readme ../README.md]
+    python -m mstgan.tools.bench --fast [--rounds 3] [--out ../docs/bench/fast-tier.md]
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ SIZES = [(180, 144, 4, 30), (320, 240, 2, 30), (640, 360, 2, 12), (960, 540, 2, 
 BATCH_SIZE = (640, 360, 2, 16)
 # a 4K frame at x2 in tiles: minutes a frame, so one round of the INT8 model and lanczos only
 BIG = (4096, 2160, 2, 2)
+# the fast tier's target: a 320x240 camera at x2, 25 frames/s on 2 cores
+FAST_SIZES = [(320, 240, 2, 300), (180, 144, 4, 150)]
 
 
 @dataclass
@@ -39,12 +45,15 @@ class Method:
     fragment: str  # between the raw frames and the sink
 
 
-def methods(scale: int, peer: Path | None, threads: int) -> list[Method]:
+def methods(scale: int, peer: Path | None, threads: int, variant: str | None = None, tag: str = "") -> list[Method]:
+    """The shipped model of ``variant`` (default: the element's default at ``scale``) in FP32 and
+    INT8, the peer if given, and lanczos."""
     out = []
-    by_prec = {prec: p for s, variant, prec, p in shipped_models() if s == scale and variant == ("perceptual" if scale == 4 else "fidelity")}
+    variant = variant or ("perceptual" if scale == 4 else "fidelity")
+    by_prec = {prec: p for s, v, prec, p in shipped_models() if s == scale and v == variant}
     for prec in ("fp32", "int8"):
         if prec in by_prec:
-            out.append(Method(f"mstgansr {prec.upper()}",
+            out.append(Method(f"mstgansr {tag}{prec.upper()}",
                               f'mstgansr scale={scale} model-location="{by_prec[prec]}" execution-provider=cpu threads={threads}'))  # fmt: skip
     if peer is not None:
         out.append(Method("Real-ESRGAN animevideov3",
@@ -137,6 +146,34 @@ def run(rounds: int, threads: int, work: Path, with_peer: bool = True,
     return table, batches, bigs
 
 
+def run_fast(rounds: int, threads: int, work: Path, extra: list[Path] = ()) -> list[dict]:
+    """The fast tier (FP32, INT8) against the default model's INT8 and lanczos, alternated;
+    ``extra`` models (e.g. a pruned one) join at the sizes of their scale."""
+    from mstgan.deploy.export import read_metadata
+
+    env = plugin_env(None)
+    work.mkdir(parents=True, exist_ok=True)
+    rows: dict[tuple, list] = {}
+    plan = []
+    for w, h, s, n in FAST_SIZES:
+        fast = methods(s, None, threads, "fast", "fast ")
+        default = [m for m in methods(s, None, threads) if m.label.endswith("INT8")]
+        # the default model runs ~20x slower: a tenth of the frames still takes far longer than loading
+        plan += [(w, h, s, n, m) for m in fast[:-1]]
+        plan += [(w, h, s, n, Method(f"{p.stem}", f'mstgansr scale={s} model-location="{p}" execution-provider=cpu threads={threads}'))
+                 for p in extra if int(read_metadata(p)["scale"]) == s]  # fmt: skip
+        plan += [(w, h, s, n // 10, Method(m.label.replace("mstgansr ", "mstgansr default "), m.fragment)) for m in default]
+        plan += [(w, h, s, n, fast[-1])]
+    for r in range(rounds):
+        for w, h, s, n, m in plan:
+            fps, mib = run_once(m, make_frames(w, h, n, work), w, h, s, n, env, work)
+            rows.setdefault((w, h, s, m.label), []).append((fps, mib))
+            print(f"round {r + 1}: {m.label} {w}x{h} x{s}: {fps:.2f} frames/s, {mib:.0f} MiB", flush=True)
+    return [{"size": f"{w}x{h} x{s}", "method": label,
+             "fps": statistics.median(v[0] for v in vals), "mib": statistics.median(v[1] for v in vals)}
+            for (w, h, s, label), vals in rows.items()]  # fmt: skip
+
+
 def markdown(table: list[dict], batches: list[dict], bigs: list[dict], rounds: int, threads: int) -> str:
     sizes = list(dict.fromkeys(r["size"] for r in table))
     labels = list(dict.fromkeys(r["method"] for r in table))
@@ -146,6 +183,8 @@ def markdown(table: list[dict], batches: list[dict], bigs: list[dict], rounds: i
         cells = [f"{cell[(sz, m)]['fps']:.2f} f/s, {cell[(sz, m)]['mib']:.0f} MiB" if (sz, m) in cell else "-"
                  for m in labels]  # fmt: skip
         lines.append(f"| {sz} | " + " | ".join(cells) + " |")
+    if not batches:  # the --fast table
+        return _head(rounds, threads) + "\n\n" + "\n".join(lines) + "\n"
     w, h, s, n = BATCH_SIZE
     lines += ["", f"batch-size sweep, mstgansr INT8 at {w}x{h} x{s} ({n} frames):", "",
               "| batch-size | frames/s | peak MiB |", "|---|---|---|"]  # fmt: skip
@@ -155,9 +194,12 @@ def markdown(table: list[dict], batches: list[dict], bigs: list[dict], rounds: i
         lines += ["", f"{w}x{h} x{s} ({n} frames, one run; automatic tiles within the memory bound):", "",
                   "| method | frames/s | whole run | peak MiB |", "|---|---|---|---|"]  # fmt: skip
         lines += [f"| {b['method']} | {b['fps']:.3f} | {b['secs']:.0f} s | {b['mib']:.0f} |" for b in bigs]
-    head = (f"{machine()}; {threads} onnxruntime threads; {datetime.date.today()}; {rounds} round(s) alternated, "
+    return _head(rounds, threads) + "\n\n" + "\n".join(lines) + "\n"
+
+
+def _head(rounds: int, threads: int) -> str:
+    return (f"{machine()}; {threads} onnxruntime threads; {datetime.date.today()}; {rounds} round(s) alternated, "
             f"medians; frames/s = frames / whole gst-launch-1.0 process time (model loading included)")  # fmt: skip
-    return head + "\n\n" + "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -169,7 +211,17 @@ def main(argv=None) -> int:
     ap.add_argument("--readme", help="README whose <!-- bench:begin/end --> block gets the table")
     ap.add_argument("--no-peer", action="store_true", help="leave Real-ESRGAN out (no PyPI download)")
     ap.add_argument("--no-big", action="store_true", help=f"leave out the {BIG[0]}x{BIG[1]} run (minutes a frame)")
+    ap.add_argument("--model", action="append", default=[], help="with --fast: another model file to time (repeatable)")
+    ap.add_argument("--fast", action="store_true", help="the fast tier's table only (default --out ../docs/bench/fast-tier.md)")
     args = ap.parse_args(argv)
+    if args.fast:
+        text = markdown(run_fast(args.rounds, args.threads, Path(args.work), [Path(p) for p in args.model]), [], [],
+                        args.rounds, args.threads)  # fmt: skip
+        out = Path(args.out if args.out != ap.get_default("out") else REPO / "docs" / "bench" / "fast-tier.md")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("# The fast tier through gst-launch-1.0 (`python -m mstgan.tools.bench --fast`)\n\n" + text)
+        print(text)
+        return 0
     table, batches, bigs = run(args.rounds, args.threads, Path(args.work), not args.no_peer, not args.no_big)
     text = markdown(table, batches, bigs, args.rounds, args.threads)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

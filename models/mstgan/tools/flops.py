@@ -40,10 +40,12 @@ def table_row(g: nn.Module, label: str) -> str:
     t = g.n_frames
     small = 2 * count_macs(g, torch.rand(1, t, 3, 144, 180))
     big = 2 * count_macs(g, torch.rand(1, t, 3, 540, 960))
+    px = 144 * 180
+    if not hasattr(g, "extractor"):  # the fast tier: no per-frame features to cache
+        return (f"| {label} | {n_params(g):,} | {small / 1e9:.2f} | {big / 1e9:.1f} | {small / px / 1e6:.3f} | - |")  # fmt: skip
     # cached: the extractor runs once per frame instead of once per frame per window (T times)
     ext = 2 * count_macs(g.extractor, torch.rand(1, 3, 144, 180))
     cached = small - (t - 1) * ext
-    px = 144 * 180
     return (f"| {label} | {n_params(g):,} | {small / 1e9:.1f} | {big / 1e9:.1f} | {small / px / 1e6:.2f} | "
             f"{cached / 1e9:.1f} GFLOP, {cached / px / 1e6:.2f} MFLOP/px |")  # fmt: skip
 

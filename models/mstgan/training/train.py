@@ -55,7 +55,9 @@ def load_options(path: str | None, overrides: dict | None = None) -> dict:
     opt = json.loads(json.dumps(DEFAULTS))
     if path:
         user = json.loads(Path(path).read_text())
-        arch = {**opt["arch"], **user.pop("arch", {})}
+        user_arch = user.pop("arch", {})
+        # the MST defaults are no arguments of the fast tier's generator
+        arch = user_arch if user_arch.get("type") == "fast" else {**opt["arch"], **user_arch}
         opt.update(user)
         opt["arch"] = arch
     for k, v in (overrides or {}).items():
@@ -245,7 +247,8 @@ class Trainer:
             losses = {
                 "pixel": self.pixel(sr, hr[:, 0]),
                 "perceptual": every * self.perceptual(sr, hr[:, 0]) if use_perc else sr.new_zeros(()),
-                "flow": self.flow_reg(flow, lr_in),
+                # the fast tier has no flow to regularise
+                "flow": self.flow_reg(flow, lr_in) if flow is not None else sr.new_zeros(()),
             }
         else:
             k = hr.shape[1]
