@@ -342,8 +342,8 @@ class FastGenerator(nn.Module):
     """The CPU / live-camera tier: early fusion (the T frames stacked on channels, no flow) at half
     LR resolution, so every convolution is a wide one that onnxruntime runs near its peak.
 
-    The MST generator with its channels cut to ~0.1 MFLOP per LR pixel ran 4 frames/s at 320x240
-    on 2 cores (8-channel convolutions and GridSample are slow per FLOP); folding 2x2 pixels onto
+    The MST generator with its channels cut to ~0.1 MFLOP per LR pixel ran 117 ms a window at
+    320x240 on 2 cores (8-channel convolutions and GridSample are slow per FLOP); folding 2x2 pixels onto
     channels (pixel-unshuffle) keeps the same receptive field at a quarter of the positions.
 
     Args:
