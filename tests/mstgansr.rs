@@ -360,6 +360,12 @@ fn fast_tier_output_matches_onnxruntime_golden() {
 }
 
 #[test]
+fn fast_tier_at_lr_resolution_matches_onnxruntime_golden() {
+    // the x4 fast model's layout: no folding, detail and bicubic skip shuffled together
+    golden("fixture-x4-t5-fast", 5);
+}
+
+#[test]
 fn odd_sizes_in_yuv() {
     let mut h = harness("fixture-x3-t5.onnx", 3);
     let c = caps("I420", 177, 101);

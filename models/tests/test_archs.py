@@ -68,5 +68,20 @@ def test_cubic_upsample_is_torch_bicubic():
             x = torch.rand(2, 3, *hw)
             ref = F.interpolate(x, scale_factor=s, mode="bicubic", align_corners=False)
             assert torch.allclose(CubicUpsample(s)(x), ref, atol=2e-5), (s, hw)
+            # the phases, shuffled, are the same image
+            assert torch.equal(F.pixel_shuffle(CubicUpsample(s)(x, phases=True), s), CubicUpsample(s)(x))
     # a fixed operator: nothing to train, nothing in the checkpoints
     assert not list(CubicUpsample(4).parameters()) and not CubicUpsample(4).state_dict()
+
+
+def test_generator_without_alignment_has_no_flow_and_fuses_unwarped_features():
+    kw = dict(feat_ch=8, ch=16, n_blocks=2, flow_ch=8)
+    g, ref = MSTGenerator(4, 5, align=False, **kw), MSTGenerator(4, 5, **kw)
+    assert n_params(g) < n_params(ref) and not any(k.startswith("flow.") for k in g.state_dict())
+    x = torch.rand(2, 5, 3, 17, 23)
+    out, flow = g(x, return_flow=True)
+    assert out.shape == (2, 3, 68, 92) and flow.abs().max() == 0
+    aligned, _ = g.align(x)
+    feats = g.extract(x.reshape(10, 3, 17, 23))[0].reshape(2, 5, 8, 17, 23)
+    assert torch.equal(aligned[0], feats.flatten(1, 2)), "every frame's features where they lie"
+

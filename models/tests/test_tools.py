@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 
 from mstgan.data import clips as D
@@ -128,3 +129,18 @@ def test_flowcheck_scores_alignment_by_warping_psnr():
     exact = lambda r, n: torch.tensor([2.0, 1.0]).view(1, 2, 1, 1).expand(1, 2, *r.shape[2:])  # noqa: E731
     sc = warp_scores(frames, {"exact": exact, "farneback": farneback, "none": zero}, distances=(1,), stride=1)
     assert sc[("exact", 1)] >= 90 and sc[("farneback", 1)] > sc[("none", 1)] + 20, sc
+
+
+def test_ablation_refuses_arms_with_different_recipes(tmp_path):
+    from mstgan.tools.ablation import check_same_recipe, train_seconds
+    from mstgan.training.train import load_options
+
+    a = load_options(None, {"arch": {"type": "fast", "n_frames": 5, "ch": 8, "n_blocks": 1}})
+    b = load_options(None, {"lr_g": a["lr_g"] * 2})
+    check_same_recipe([a, load_options(None, {})])  # only the architecture differs
+    with pytest.raises(SystemExit, match="lr_g"):
+        check_same_recipe([a, b])
+    # a resumed run's log: the wall clock restarts, the time adds up
+    log = tmp_path / "log.csv"
+    log.write_text("step,wall_s\n50,10.0\n100,20.0\n150,5.0\n200,15.0\n210,\n")
+    assert train_seconds(log) == 35.0

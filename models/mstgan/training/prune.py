@@ -50,7 +50,7 @@ def prune(g: FastGenerator, keep: float, windows: torch.Tensor | None = None) ->
     scores = channel_importance(g, windows)
     widths = [max(1, round(keep * len(s))) for s in scores]
     ch = g.head[0].out_channels
-    p = FastGenerator(g.scale, g.n_frames, ch, len(g.body), widths)
+    p = FastGenerator(g.scale, g.n_frames, ch, len(g.body), widths, fold=g.fold)
     sd = g.state_dict()
     new = p.state_dict()
     for i, (s, w) in enumerate(zip(scores, widths)):

@@ -65,9 +65,6 @@ def load_options(path: str | None, overrides: dict | None = None) -> dict:
     return opt
 
 
-
-
-
 def lift_window(own: dict, src: dict) -> dict:
     """A longer window from a shorter one's weights, computing the same function at first: the
     temporal fusion's per-frame input weights go to the middle frames, the outer new frames get
