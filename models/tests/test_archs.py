@@ -68,8 +68,11 @@ def test_cubic_upsample_is_torch_bicubic():
             x = torch.rand(2, 3, *hw)
             ref = F.interpolate(x, scale_factor=s, mode="bicubic", align_corners=False)
             assert torch.allclose(CubicUpsample(s)(x), ref, atol=2e-5), (s, hw)
-            # the phases, shuffled, are the same image
-            assert torch.equal(F.pixel_shuffle(CubicUpsample(s)(x, phases=True), s), CubicUpsample(s)(x))
+            # the phases on a folded grid, shuffled once, are the same image
+            for f in (1, 2):
+                xe = x[..., : hw[0] // f * f, : hw[1] // f * f]
+                folded = F.pixel_shuffle(CubicUpsample(s, fold=f)(xe, phases=True), s * f)
+                assert torch.allclose(folded, CubicUpsample(s)(xe), atol=1e-5), (s, hw, f)
     # a fixed operator: nothing to train, nothing in the checkpoints
     assert not list(CubicUpsample(4).parameters()) and not CubicUpsample(4).state_dict()
 
@@ -85,3 +88,13 @@ def test_generator_without_alignment_has_no_flow_and_fuses_unwarped_features():
     feats = g.extract(x.reshape(10, 3, 17, 23))[0].reshape(2, 5, 8, 17, 23)
     assert torch.equal(aligned[0], feats.flatten(1, 2)), "every frame's features where they lie"
 
+
+
+def test_fast_head_as_strided_conv_equals_the_conv_on_unshuffled_pixels():
+    from mstgan.archs.mstgan_arch import FastGenerator
+
+    conv = FastGenerator(2, 3, ch=8, n_blocks=1).head[0]
+    torch.nn.init.normal_(conv.weight)
+    xs = torch.rand(2, 9, 18, 26)
+    ref = torch.nn.functional.conv2d(torch.nn.functional.pixel_unshuffle(xs, 2), conv.weight, conv.bias, padding=1)
+    assert torch.allclose(conv(xs), ref, atol=1e-5)

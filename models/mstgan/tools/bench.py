@@ -164,13 +164,20 @@ def run_fast(rounds: int, threads: int, work: Path, extra: list[Path] = ()) -> l
                  for p in extra if int(read_metadata(p)["scale"]) == s]  # fmt: skip
         plan += [(w, h, s, n // 10, Method(m.label.replace("mstgansr ", "mstgansr default "), m.fragment)) for m in default]
         plan += [(w, h, s, n, fast[-1])]
+    steady_for = {m.label for *_, m in plan if "default" not in m.label and "lanczos" not in m.label}
     for r in range(rounds):
         for w, h, s, n, m in plan:
             fps, mib = run_once(m, make_frames(w, h, n, work), w, h, s, n, env, work)
-            rows.setdefault((w, h, s, m.label), []).append((fps, mib))
-            print(f"round {r + 1}: {m.label} {w}x{h} x{s}: {fps:.2f} frames/s, {mib:.0f} MiB", flush=True)
-    return [{"size": f"{w}x{h} x{s}", "method": label,
-             "fps": statistics.median(v[0] for v in vals), "mib": statistics.median(v[1] for v in vals)}
+            steady = float("nan")
+            if m.label in steady_for:
+                # twice the frames: the extra n frames' time is the streaming rate, start-up excluded
+                fps2, _ = run_once(m, make_frames(w, h, 2 * n, work), w, h, s, 2 * n, env, work)
+                steady = n / (2 * n / fps2 - n / fps)
+            rows.setdefault((w, h, s, m.label), []).append((fps, mib, steady))
+            print(f"round {r + 1}: {m.label} {w}x{h} x{s}: {fps:.2f} frames/s, {mib:.0f} MiB, steady {steady:.2f} frames/s",
+                  flush=True)  # fmt: skip
+    return [{"size": f"{w}x{h} x{s}", "method": label, "fps": statistics.median(v[0] for v in vals),
+             "mib": statistics.median(v[1] for v in vals), "steady": statistics.median(v[2] for v in vals)}
             for (w, h, s, label), vals in rows.items()]  # fmt: skip
 
 
@@ -180,8 +187,7 @@ def markdown(table: list[dict], batches: list[dict], bigs: list[dict], rounds: i
     cell = {(r["size"], r["method"]): r for r in table}
     lines = ["| input, scale | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     for sz in sizes:
-        cells = [f"{cell[(sz, m)]['fps']:.2f} f/s, {cell[(sz, m)]['mib']:.0f} MiB" if (sz, m) in cell else "-"
-                 for m in labels]  # fmt: skip
+        cells = [_cell(cell[(sz, m)]) if (sz, m) in cell else "-" for m in labels]
         lines.append(f"| {sz} | " + " | ".join(cells) + " |")
     if not batches:  # the --fast table
         return _head(rounds, threads) + "\n\n" + "\n".join(lines) + "\n"
@@ -195,6 +201,11 @@ def markdown(table: list[dict], batches: list[dict], bigs: list[dict], rounds: i
                   "| method | frames/s | whole run | peak MiB |", "|---|---|---|---|"]  # fmt: skip
         lines += [f"| {b['method']} | {b['fps']:.3f} | {b['secs']:.0f} s | {b['mib']:.0f} |" for b in bigs]
     return _head(rounds, threads) + "\n\n" + "\n".join(lines) + "\n"
+
+
+def _cell(r: dict) -> str:
+    steady = r.get("steady", float("nan"))
+    return f"{r['fps']:.2f} f/s, {r['mib']:.0f} MiB" + (f" (steady {steady:.2f})" if steady == steady else "")
 
 
 def _head(rounds: int, threads: int) -> str:
