@@ -376,8 +376,9 @@ class TemporalDiscriminator(nn.Module):
 
 
 class FastGenerator(nn.Module):
-    """The CPU / live-camera tier: early fusion (the T frames stacked on channels, no flow) at half
-    LR resolution, so every convolution is a wide one that onnxruntime runs near its peak.
+    """The CPU / live-camera tier: early fusion (the T frames stacked on channels, no flow), at
+    half LR resolution (x2) or at LR resolution (x4), with convolutions wide enough that
+    onnxruntime runs them near its peak.
 
     The MST generator with its channels cut to ~0.1 MFLOP per LR pixel ran 117 ms a window at
     320x240 on 2 cores (8-channel convolutions and GridSample are slow per FLOP); folding 2x2 pixels onto
@@ -386,7 +387,7 @@ class FastGenerator(nn.Module):
     Args:
         scale: 2, 3 or 4.
         n_frames: window length T (odd).
-        ch: channels of the half-resolution body.
+        ch: channels of the body.
         n_blocks: residual blocks of the body.
         inner: the middle width of each block (``None``: ``ch``); set by structured pruning.
         fold: pixels folded onto channels per side before the body (2: half LR resolution; 1: the
