@@ -121,8 +121,8 @@ class CubicUpsample(nn.Module):
 class UnshuffledConv(nn.Conv2d):
     """A 3x3 convolution of the 2x2-unshuffled pixels (``4 * ch_in`` channels at half
     resolution), computed as the 6x6 stride-2 convolution of the pixels it equals: the same
-    function without pixel-unshuffle's 6-D transpose (3.3 of the 27 ms of the x2 fast model's
-    FP32 window at 320x240, onnxruntime, 2 threads)."""
+    function without pixel-unshuffle's 6-D transpose (3.3 of the 27 ms of the previous x2 fast
+    graph's FP32 window at 320x240, ``op_profile``, onnxruntime, 2 threads)."""
 
     def __init__(self, ch_in: int, ch_out: int):
         super().__init__(4 * ch_in, ch_out, 3, 1, 1)
@@ -316,19 +316,17 @@ class MSTGenerator(nn.Module):
         mid = t // 2
         ref = x[:, mid]
         nbr_idx = [i for i in range(t) if i != mid]
-        refs = ref.unsqueeze(1).expand(n, t - 1, c, h, w).reshape(-1, c, h, w)
-        nbrs = x[:, nbr_idx].reshape(-1, c, h, w)
         if self.flow is None:  # the no-alignment ablation: features fused where they lie
-            flows = [refs.new_zeros(n * (t - 1), 2, *f.shape[-2:]) for f in feats]
+            flows = [x.new_zeros(n * (t - 1), 2, *f.shape[-2:]) for f in feats]
         else:
-            flows = self.flow(refs, nbrs)
+            refs = ref.unsqueeze(1).expand(n, t - 1, c, h, w).reshape(-1, c, h, w)
+            flows = self.flow(refs, x[:, nbr_idx].reshape(-1, c, h, w))
         aligned = []
         for lvl, feat in enumerate(feats):
             f_nbr = feat[:, nbr_idx].reshape(n * (t - 1), *feat.shape[2:])
-            if self.flow is None:
-                warped = f_nbr.reshape(n, t - 1, *feat.shape[2:])
-            else:
-                warped = flow_warp(f_nbr, flows[lvl]).reshape(n, t - 1, *feat.shape[2:])
+            if self.flow is not None:
+                f_nbr = flow_warp(f_nbr, flows[lvl])
+            warped = f_nbr.reshape(n, t - 1, *feat.shape[2:])
             parts = [warped[:, :mid], feat[:, mid : mid + 1], warped[:, mid:]]
             aligned.append(torch.cat(parts, 1).flatten(1, 2))
         return aligned, flows[0].reshape(n, t - 1, 2, h, w)
@@ -422,8 +420,7 @@ class FastGenerator(nn.Module):
         feat = self.head(xs)
         feat = self.body(feat) + feat
         centre = xs[:, (t // 2) * c : (t // 2 + 1) * c]
-        # detail and bicubic phases added before one pixel shuffle, not after two at output size:
-        # INT8 ran 7-11 % faster (x2 at 320x240, x4 at 180x144)
+        # detail and bicubic phases added before one pixel shuffle, not after two at output size
         out = F.pixel_shuffle(self.out(feat) + self.skip(centre, phases=True), self.fold * self.scale)
         out = out[..., : self.scale * h, : self.scale * w]
         return (out, None) if return_flow else out

@@ -29,8 +29,8 @@ from mstgan.data.clips import window_indices
 # The extractor matters: its features feed the flow estimator and every aligned neighbour.
 # The bicubic skip (a fixed convolution) is the base image itself: quantising it would put 8-bit
 # steps into every output pixel.
-# The fast tier's head (a 6x6 stride-2 conv of the raw frames at x2): in int8 it lost 0.15 dB on
-# Vid4 x2 and ran slower than in float (x2 fast: 30.50 vs 30.66 dB, 17.6 vs 15.8 ms at 320x240).
+# The fast tier's head (a 6x6 stride-2 conv of the raw frames at x2): in int8 it lost 0.16 dB on
+# Vid4 x2 (30.50 vs 30.66 dB; 1.75x instead of 1.57x per window, logs/int8-x2-fast-head.out).
 FLOAT_PREFIXES = ("/g/flow/", "/g/extractor/", "/g/upsample/upsample.2/", "/g/refine/out/", "/g/skip/", "/g/head/")
 # operator types given int8 inputs and outputs (QDQ around them)
 OP_TYPES = ("Conv",)

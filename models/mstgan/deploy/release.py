@@ -53,7 +53,7 @@ def _timed(sessions: list, feeds: list[dict], runs: int) -> list[float]:
 def cpu_speeds(paths: list[Path], threads: int = 2, hw: tuple[int, int] = (144, 180), runs: int = 5) -> list[float]:
     """Median seconds per window of each model."""
     # timed in turn: a spinning thread pool of the session before would take the cores from the
-    # next one (measured: up to 2x a session's time alone)
+    # next one
     sessions = [_session(p, threads, spin=False) for p in paths]
     rng = np.random.default_rng(0)
     feeds = [{"frames": rng.random((1, int(s.get_modelmeta().custom_metadata_map["window"]), 3, *hw), dtype=np.float32)}
