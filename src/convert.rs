@@ -73,8 +73,7 @@ impl YuvLayout {
 
     #[inline]
     fn write(&self, plane: &mut [u8], i: usize, v: f32) {
-        let max = ((1u32 << self.depth) - 1) as f32;
-        let q = v.round().clamp(0.0, max) as u16;
+        let q = round_code(v).min(((1u32 << self.depth) - 1) as u16);
         if self.wide {
             let w = if self.msb { q << (16 - self.depth) } else { q };
             plane[2 * i..2 * i + 2].copy_from_slice(&w.to_le_bytes());
@@ -176,7 +175,15 @@ impl YuvMatrix {
 
 #[inline]
 fn to_byte(v: f32) -> u8 {
-    v.round().clamp(0.0, 255.0) as u8
+    // `+ 0.5` then a saturating cast (NaN and negatives to 0) is `round().clamp()` for these
+    // values without the libm `roundf` call that baseline x86-64 makes of `round`: 5 of the
+    // 11 ms a 720x576 output frame took through the element (fast tier, x4)
+    (v + 0.5) as u8
+}
+
+#[inline]
+fn round_code(v: f32) -> u16 {
+    (v + 0.5) as u16
 }
 
 #[inline]
@@ -303,14 +310,16 @@ pub fn from_rgb_planar(
             let fourth = a_off
                 .unwrap_or_else(|| (0..4).find(|k| *k != r && *k != g && *k != b).unwrap_or(3));
             for y in 0..height {
-                let row = &mut dst.data[0][y * stride..];
-                for x in 0..width {
-                    let i = y * width + x;
-                    let p = &mut row[x * bpp..x * bpp + bpp];
-                    p[r] = unit_to_byte(rp[i]);
-                    p[g] = unit_to_byte(gp[i]);
-                    p[b] = unit_to_byte(bp[i]);
-                    if bpp == 4 {
+                let row = &mut dst.data[0][y * stride..y * stride + width * bpp];
+                let span = y * width..(y + 1) * width;
+                let pixels = row.chunks_exact_mut(bpp).zip(&rp[span.clone()]);
+                for ((p, &rv), (&gv, &bv)) in pixels.zip(gp[span.clone()].iter().zip(&bp[span])) {
+                    p[r] = unit_to_byte(rv);
+                    p[g] = unit_to_byte(gv);
+                    p[b] = unit_to_byte(bv);
+                }
+                if bpp == 4 {
+                    for (x, p) in row.chunks_exact_mut(4).enumerate() {
                         p[fourth] = match (&alpha, a_off) {
                             (Some(a), Some(_)) => a.sample(x, y, width, height),
                             _ => 255,
@@ -415,6 +424,21 @@ impl AlphaSource<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_rounding_matches_round_and_clamp() {
+        // a sweep finer than a code value, over and beyond the range, NaN and infinities
+        let mut vals: Vec<f32> = (-4096..300 * 1024).map(|k| k as f32 / 1024.0).collect();
+        vals.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e9, -1e9]);
+        for v in vals {
+            assert_eq!(to_byte(v), v.round().clamp(0.0, 255.0) as u8, "{v}");
+            assert_eq!(
+                round_code(v).min(1023),
+                v.round().clamp(0.0, 1023.0) as u16,
+                "{v}"
+            );
+        }
+    }
 
     #[test]
     fn rgb_roundtrip_is_exact() {

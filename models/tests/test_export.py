@@ -76,6 +76,38 @@ def test_int8_export_stays_within_tolerance(tmp_path, shared_data):
     assert 10 * np.log10(1 / max(mse, 1e-12)) > 35, f"INT8 vs FP32 PSNR too low (mse {mse})"
 
 
+def test_fast_tier_int8_keeps_its_chain_in_int8_and_the_output_sum_float(tmp_path):
+    """The fast recipe quantises the residual adds and activations too (no float round trip
+    between blocks) but not the sum of the detail and the float bicubic skip (the output image)."""
+    import onnx
+
+    from mstgan.archs.mstgan_arch import FastGenerator
+
+    torch.manual_seed(0)
+    g = FastGenerator(2, 5, ch=16, n_blocks=2)
+    torch.nn.init.normal_(g.out.weight, std=0.05)
+    fp32 = export_onnx(g, tmp_path / "f.onnx")
+    wins = calibration_windows(2, 5, n=4, crop=32)
+    int8 = quantize(fp32, tmp_path / "f-int8.onnx", wins)
+    assert read_metadata(int8)["int8_recipe"] == "fast"
+    graph = onnx.load(str(int8)).graph
+    made = {o: n for n in graph.node for o in n.output}
+    adds = [n for n in graph.node if n.op_type == "Add"]
+
+    def quantised_inputs(n):
+        return [made.get(i) is not None and made[i].op_type == "DequantizeLinear" for i in n.input]
+
+    skip_sums = [n for n in adds if any(i.startswith("/g/skip/") for i in n.input)]
+    assert len(skip_sums) == 1 and not any(quantised_inputs(skip_sums[0])[1:]), "the skip's sum must stay float"
+    residual = [n for n in adds if n.name.startswith("/g/body/")]
+    assert residual and all(all(quantised_inputs(n)) for n in residual), "residual adds must read int8"
+    a = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    b = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
+    x = calibration_windows(2, 5, n=2, crop=32, seed=3)[1]
+    mse = float(np.mean((a.run(None, {"frames": x})[0] - b.run(None, {"frames": x})[0]) ** 2))
+    assert 10 * np.log10(1 / max(mse, 1e-12)) > 35, f"INT8 vs FP32 PSNR too low (mse {mse})"
+
+
 def test_feature_caching_pair_matches_the_whole_graph(tmp_path, shared_data):
     from mstgan.deploy.export import export_split, split_parity, split_paths
     from mstgan.deploy.quantize import quantize_split

@@ -49,3 +49,9 @@ def test_channels_that_never_fire_rank_last():
     x = torch.rand(2, 3, 3, 20, 26)
     s = channel_importance(g, x)[1]
     assert int(torch.argmin(s)) == 3
+
+
+def test_widths_round_to_the_kernel_multiple():
+    g = trained_like()
+    assert prune(g, 0.6, multiple=8)[1] == [8, 8]  # 9.6 channels -> one block of 8
+    assert prune(g, 0.6)[1] == [10, 10]

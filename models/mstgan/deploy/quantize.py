@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from mstgan.data import clips as D
@@ -29,11 +29,24 @@ from mstgan.data.clips import window_indices
 # The extractor matters: its features feed the flow estimator and every aligned neighbour.
 # The bicubic skip (a fixed convolution) is the base image itself: quantising it would put 8-bit
 # steps into every output pixel.
-# The fast tier's head (a 6x6 stride-2 conv of the raw frames at x2): in int8 it lost 0.16 dB on
-# Vid4 x2 (30.50 vs 30.66 dB; 1.75x instead of 1.57x per window, logs/int8-x2-fast-head.out).
-FLOAT_PREFIXES = ("/g/flow/", "/g/extractor/", "/g/upsample/upsample.2/", "/g/refine/out/", "/g/skip/", "/g/head/")
-# operator types given int8 inputs and outputs (QDQ around them)
-OP_TYPES = ("Conv",)
+# The fast tier's head (a 6x6 stride-2 conv of the raw frames at x2) is int8: it lost 0.16 dB under
+# moving-average min/max ranges (logs/int8-x2-fast-head.out), 0.02 dB with percentile ranges
+# (logs/int8-fast-chain.out).
+FLOAT_PREFIXES = ("/g/flow/", "/g/extractor/", "/g/upsample/upsample.2/", "/g/refine/out/", "/g/skip/")
+# Per architecture (the model's ``arch`` metadata): the operator types given int8 inputs and
+# outputs (QDQ around them) and how activation ranges are calibrated.
+# fast: with the residual adds and the activations in int8 too, a chain of convolutions never
+# leaves int8 (QLinearConv -> QLinearAdd -> QLinearConv) where Conv alone left a dequantise /
+# float add / quantise between blocks (x2 fast, 320x240: 1.47x -> 1.93x FP32's speed per
+# window); ranges from the 99.999th percentile, as moving-average min/max clipped the residual
+# sums (41.7 dB against FP32's output, percentile 52.4; logs/int8-fast-chain.out).
+# mst: the same recipe ran the x4 fidelity window 1.19x instead of 1.15x faster, at 43.7 instead
+# of 53.7 dB against FP32's output: its float parts (flow, GridSample, extractor) bound it.
+RECIPES = {
+    "fast": {"ops": ("Conv", "Add", "Relu", "LeakyRelu"), "calib": CalibrationMethod.Percentile,
+             "extra": {"CalibPercentile": 99.999}},
+    "mst": {"ops": ("Conv",), "calib": CalibrationMethod.MinMax, "extra": {"CalibMovingAverage": True}},
+}  # fmt: skip
 
 
 class WindowReader(CalibrationDataReader):
@@ -65,22 +78,38 @@ def calibration_windows(scale: int, window: int, n: int = 24, crop: int = 64, se
     return out
 
 
+def float_nodes(graph, float_prefixes: tuple[str, ...]) -> list[str]:
+    """Nodes under ``float_prefixes``, and the adds / activations that read one of their outputs:
+    quantising those would put the float result on an 8-bit grid after all (the bicubic skip's
+    sum with the detail is the output image)."""
+    kept = {n.name for n in graph.node if n.name.startswith(float_prefixes)}
+    outs = {o for n in graph.node if n.name in kept for o in n.output}
+    kept |= {n.name for n in graph.node if n.op_type != "Conv" and outs.intersection(n.input)}
+    return sorted(kept)
+
+
 def quantize(model_path: str | Path, out_path: str | Path, windows: list[np.ndarray] | list[dict],
-             float_prefixes: tuple[str, ...] = FLOAT_PREFIXES, op_types: tuple[str, ...] = OP_TYPES) -> Path:  # fmt: skip
+             float_prefixes: tuple[str, ...] = FLOAT_PREFIXES, op_types: tuple[str, ...] | None = None,
+             recipe: str | None = None) -> Path:  # fmt: skip
+    """``recipe``: a key of ``RECIPES`` (None: the model's architecture); ``op_types`` overrides its
+    operator types."""
     model_path, out_path = Path(model_path), Path(out_path)
     meta = read_metadata(model_path)
+    name = recipe or meta.get("arch", "mst")
+    rc = RECIPES[name]
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(model_path), str(pre), skip_symbolic_shape=True)
-        names = [n.name for n in onnx.load(str(pre)).graph.node]
-        exclude = [n for n in names if n.startswith(float_prefixes)]
+        exclude = float_nodes(onnx.load(str(pre)).graph, float_prefixes)
         quantize_static(
             str(pre), str(out_path), WindowReader(windows), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
-            op_types_to_quantize=list(op_types), extra_options={"CalibMovingAverage": True},
+            op_types_to_quantize=list(op_types or rc["ops"]), calibrate_method=rc["calib"],
+            extra_options=rc["extra"],
         )  # fmt: skip
     meta["precision"] = "int8"
     meta["float_nodes"] = ",".join(float_prefixes)
+    meta["int8_recipe"] = name
     set_metadata(out_path, meta)
     return out_path
 
@@ -98,15 +127,16 @@ def quantize_split(fp32_full: str | Path, int8_full: str | Path, windows: list[n
     return ext8, fus8
 
 
-def check(fp32: str | Path, int8: str | Path, scale: int, window: int, runs: int = 9) -> dict:
+def check(fp32: str | Path, int8: str | Path, scale: int, window: int, runs: int = 9,
+          hw: tuple[int, int] = (144, 180)) -> dict:  # fmt: skip
     """PSNR of the INT8 output against FP32's on held-out windows (not the calibration ones) and
-    the two times per 180x144 window, run in turn (idle machine)."""
+    the two times per ``hw`` window, run in turn (idle machine)."""
     from mstgan.deploy.release import _session, _timed
 
     a, b = _session(Path(fp32), 2, spin=False), _session(Path(int8), 2, spin=False)
     wins = calibration_windows(scale, window, 6, crop=64, seed=5)
     mse = float(np.mean([np.mean((a.run(None, {"frames": x})[0] - b.run(None, {"frames": x})[0]) ** 2) for x in wins]))
-    feed = {"frames": np.random.default_rng(0).random((1, window, 3, 144, 180), dtype=np.float32)}
+    feed = {"frames": np.random.default_rng(0).random((1, window, 3, *hw), dtype=np.float32)}
     t32, t8 = _timed([a, b], [feed, feed], runs)
     return {"psnr_vs_fp32": 10 * np.log10(1 / max(mse, 1e-12)), "ms_fp32": t32 * 1e3, "ms_int8": t8 * 1e3, "speedup": t32 / t8}
 
@@ -118,17 +148,21 @@ def main(argv=None) -> int:
     ap.add_argument("--calib", type=int, default=24, help="calibration windows")
     ap.add_argument("--float", nargs="+", default=list(FLOAT_PREFIXES), metavar="PREFIX",
                     help="ONNX node-name prefixes kept in float (sensitivity sweeps)")
-    ap.add_argument("--ops", nargs="+", default=list(OP_TYPES), metavar="OP",
-                    help="operator types to quantise (Conv; + LeakyRelu Add Concat keeps chains in int8)")
+    ap.add_argument("--ops", nargs="+", metavar="OP",
+                    help="operator types to quantise (default: the architecture's recipe, RECIPES)")
+    ap.add_argument("--recipe", choices=sorted(RECIPES), help="default: the model's architecture's")
     ap.add_argument("--check", action="store_true", help="print PSNR against FP32 and the speed-up (idle machine)")
+    ap.add_argument("--hw", type=int, nargs=2, default=[144, 180], metavar=("H", "W"), help="--check's window size")
     ap.add_argument("--no-split", action="store_true", help="skip the feature-caching pair")
     args = ap.parse_args(argv)
     meta = read_metadata(args.model)
     wins = calibration_windows(int(meta["scale"]), int(meta["window"]), args.calib)
-    print(f"wrote {quantize(args.model, args.out, wins, tuple(args.float), tuple(args.ops))}")
+    ops = args.ops and tuple(args.ops)
+    print(f"wrote {quantize(args.model, args.out, wins, tuple(args.float), ops, args.recipe)}")
     if args.check:
-        r = check(args.model, args.out, int(meta["scale"]), int(meta["window"]))
-        print(f"INT8 vs FP32: {r['psnr_vs_fp32']:.1f} dB; {r['ms_fp32']:.0f} / {r['ms_int8']:.0f} ms per 180x144 window "
+        h, w = args.hw
+        r = check(args.model, args.out, int(meta["scale"]), int(meta["window"]), hw=(h, w))
+        print(f"INT8 vs FP32: {r['psnr_vs_fp32']:.1f} dB; {r['ms_fp32']:.1f} / {r['ms_int8']:.1f} ms per {w}x{h} window "
               f"({r['speedup']:.2f}x)")  # fmt: skip
     if not args.no_split and all(p.exists() for p in split_paths(args.model)):
         print(f"wrote {', '.join(map(str, quantize_split(args.model, args.out, wins, tuple(args.float))))}")
