@@ -21,6 +21,14 @@ pub struct Tile {
     pub ih: usize,
 }
 
+impl Tile {
+    /// Whether this tile is the whole `width` x `height` frame (untiled).
+    pub fn covers(&self, width: usize, height: usize) -> bool {
+        (self.x, self.y, self.w, self.h) == (0, 0, width, height)
+            && (self.ix, self.iy, self.iw, self.ih) == (0, 0, width, height)
+    }
+}
+
 /// Tile origins and context are multiples of this: the network's feature pyramid halves the
 /// picture twice (with ceil), so a crop that starts off this grid samples its coarse levels at
 /// other positions than the whole frame does, and every pixel of the tile changes (measured on

@@ -501,6 +501,12 @@ impl<M> Upscaler<M> {
                     tile.h,
                     &mut self.tile_out,
                 )?;
+            } else if n == 1 && tile.covers(w, h) {
+                // one window, one tile: the output is the frame, no paste (a copy of the
+                // upscaled frame, ~0.4 ms at 720x576)
+                self.engine
+                    .run(&self.input, n, tile.w, tile.h, &mut self.outputs[0])?;
+                continue;
             } else {
                 self.engine
                     .run(&self.input, n, tile.w, tile.h, &mut self.tile_out)?;
