@@ -594,6 +594,8 @@ fn variant_picks_the_bundled_model() {
         (4, "auto", "mstgan-x4-perceptual-int8.onnx"),
         (4, "real", "mstgan-x4-real-int8.onnx"),
         (4, "compressed", "mstgan-x4-real-int8.onnx"),
+        (2, "real", "mstgan-x2-real-int8.onnx"),
+        (2, "compressed", "mstgan-x2-real-int8.onnx"),
         // no x3 real model ships: compressed input falls back to fidelity, not the GAN
         (3, "compressed", "mstgan-x3-fidelity-int8.onnx"),
         (2, "fast", "mstgan-x2-fast-int8.onnx"),

@@ -146,7 +146,7 @@ def test_every_shipped_model_has_a_matching_feature_pair():
     from mstgan.deploy.export import split_parity, split_paths
 
     models = sorted(p for p in Path(__file__).resolve().parents[1].glob("mstgan-x*-*.onnx") if "." not in p.stem)
-    assert len(models) == 14, [p.name for p in models]
+    assert len(models) == 16, [p.name for p in models]
     keys = ("scale", "window", "training_steps", "version", "variant", "interpolation")
     for m in models:
         meta = read_metadata(m)
