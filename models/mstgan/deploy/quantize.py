@@ -30,18 +30,18 @@ from mstgan.data.clips import window_indices
 # The bicubic skip (a fixed convolution) is the base image itself: quantising it would put 8-bit
 # steps into every output pixel.
 # The fast tier's head (a 6x6 stride-2 conv of the raw frames at x2) is int8: it lost 0.16 dB under
-# moving-average min/max ranges (logs/int8-x2-fast-head.out), 0.02 dB with percentile ranges
-# (logs/int8-fast-chain.out).
+# moving-average min/max ranges (logs/int8-x2-fast-head.out), not with percentile ones (below).
 FLOAT_PREFIXES = ("/g/flow/", "/g/extractor/", "/g/upsample/upsample.2/", "/g/refine/out/", "/g/skip/")
 # Per architecture (the model's ``arch`` metadata): the operator types given int8 inputs and
 # outputs (QDQ around them) and how activation ranges are calibrated.
 # fast: with the residual adds and the activations in int8 too, a chain of convolutions never
 # leaves int8 (QLinearConv -> QLinearAdd -> QLinearConv) where Conv alone left a dequantise /
-# float add / quantise between blocks (x2 fast, 320x240: 1.47x -> 1.93x FP32's speed per
-# window); ranges from the 99.999th percentile, as moving-average min/max clipped the residual
-# sums (41.7 dB against FP32's output, percentile 52.4; logs/int8-fast-chain.out).
-# mst: the same recipe ran the x4 fidelity window 1.19x instead of 1.15x faster, at 43.7 instead
-# of 53.7 dB against FP32's output: its float parts (flow, GridSample, extractor) bound it.
+# float add / quantise between blocks (x2 fast, 320x240: 1.43x -> 1.87x FP32's speed per
+# window); ranges from the 99.999th percentile: under moving-average min/max ranges an int8 head
+# alone took the output from 49.5 to 41.7 dB from FP32's, the whole chain with percentiles is at
+# 52.4 (logs/int8-fast-chain.out).
+# mst: the fast recipe ran the x4 fidelity window 1.19x instead of 1.13x faster, at 43.7 instead
+# of 53.7 dB from FP32's output: its float parts (flow, GridSample, extractor) bound it.
 RECIPES = {
     "fast": {"ops": ("Conv", "Add", "Relu", "LeakyRelu"), "calib": CalibrationMethod.Percentile,
              "extra": {"CalibPercentile": 99.999}},
