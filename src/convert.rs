@@ -176,8 +176,8 @@ impl YuvMatrix {
 #[inline]
 fn to_byte(v: f32) -> u8 {
     // `+ 0.5` then a saturating cast (NaN and negatives to 0) is `round().clamp()` for these
-    // values without the libm `roundf` call that baseline x86-64 makes of `round`: 5 of the
-    // 11 ms a 720x576 output frame took through the element (fast tier, x4)
+    // values without the libm `roundf` call that baseline x86-64 makes of `round`, which took
+    // most of the time of writing an output frame
     (v + 0.5) as u8
 }
 

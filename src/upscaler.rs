@@ -473,12 +473,21 @@ impl<M> Upscaler<M> {
             for (k, f) in wins.iter().flat_map(|win| win.frames.iter()).enumerate() {
                 tiling::crop(&f.rgb, w, h, &tile, &mut self.input[k * plane..][..plane]);
             }
-            alloc(
-                &mut self.tile_out,
-                n * plane * s * s,
-                "a tile's output",
-                &limits,
-            )?;
+            // one window, untiled: the engine writes the upscaled frame itself, no paste
+            let direct = n == 1 && tile.covers(w, h);
+            if !direct {
+                alloc(
+                    &mut self.tile_out,
+                    n * plane * s * s,
+                    "a tile's output",
+                    &limits,
+                )?;
+            }
+            let dst = if direct {
+                &mut self.outputs[0]
+            } else {
+                &mut self.tile_out
+            };
             if cached {
                 for f in wins.iter().flat_map(|win| win.frames.iter()) {
                     if f.features[ti].get().is_none() {
@@ -493,23 +502,13 @@ impl<M> Upscaler<M> {
                     .flat_map(|win| win.frames.iter())
                     .filter_map(|f| f.features[ti].get())
                     .collect();
-                self.engine.run_cached(
-                    &self.input,
-                    &feats,
-                    n,
-                    tile.w,
-                    tile.h,
-                    &mut self.tile_out,
-                )?;
-            } else if n == 1 && tile.covers(w, h) {
-                // one window, one tile: the output is the frame, no paste (a copy of the
-                // upscaled frame, ~0.4 ms at 720x576)
                 self.engine
-                    .run(&self.input, n, tile.w, tile.h, &mut self.outputs[0])?;
-                continue;
+                    .run_cached(&self.input, &feats, n, tile.w, tile.h, dst)?;
             } else {
-                self.engine
-                    .run(&self.input, n, tile.w, tile.h, &mut self.tile_out)?;
+                self.engine.run(&self.input, n, tile.w, tile.h, dst)?;
+            }
+            if direct {
+                continue;
             }
             let tile_hr = plane * s * s;
             for (i, out) in self.outputs[..n].iter_mut().enumerate() {

@@ -50,7 +50,7 @@ def prune(g: FastGenerator, keep: float, windows: torch.Tensor | None = None,
     """A narrower copy of ``g`` keeping ``keep`` of each block's middle channels (the most
     important), rounded to a ``multiple``: onnxruntime's CPU kernels work on blocks of 8 / 16
     channels, and at 320x240 x2 a 25-wide middle ran slower than 24 or 32 (14.1 ms a window in
-    INT8 against 10.3 / 10.5; random weights, one run)."""
+    INT8 against 10.3 / 10.5; random weights, one run of a scratch script not in the repo)."""
     scores = channel_importance(g, windows)
     widths = [max(multiple, round(keep * len(s) / multiple) * multiple) for s in scores]
     ch = g.head[0].out_channels
