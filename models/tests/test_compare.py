@@ -2,6 +2,7 @@
 element, and its errors on bad input."""
 
 import csv
+import json
 import shutil
 
 import numpy as np
@@ -98,6 +99,7 @@ def test_end_to_end_through_gstreamer(tiny_vid4, fixture_models, tmp_path):
     assert by["videoscale-catrom"]["average"]["psnr"] > by["videoscale-bilinear"]["average"]["psnr"]
     md = (tmp_path / "results.md").read_text()
     assert "mstgansr fixture FP32" in md and "| videoscale catrom |" in md and "x264 at QP 32" in md
+    assert f"x4 measured on {results[0]['machine']}, commit " in md
     assert (tmp_path / "compare" / "crops-calendar.png").exists()
     assert (tmp_path / "compare" / "xt-calendar.png").exists()
     readme = tmp_path / "README.md"
@@ -105,6 +107,18 @@ def test_end_to_end_through_gstreamer(tiny_vid4, fixture_models, tmp_path):
     C.update_readme(readme, results)
     text = readme.read_text()
     assert "old" not in text and "| videoscale catrom |" in text and text.endswith("rest\n")
+
+
+def test_a_run_of_one_scale_keeps_the_others_with_their_machine(tmp_path):
+    old = {"name": "m", "scale": 2, "commit": "abc"}
+    prev = tmp_path / "results.json"
+    prev.write_text(json.dumps({"meta": {"machine": "AMD", "date": "2026-11-28"},
+                                "results": [old, dict(old, scale=4)]}))  # fmt: skip
+    new = [{"name": "m", "scale": 4, "commit": "def", "machine": "Intel", "date": "2026-12-03"}]
+    merged = C.merge_previous(prev, new, [4])
+    assert [(r["scale"], r["commit"], r["machine"], r["date"]) for r in merged] == [
+        (4, "def", "Intel", "2026-12-03"), (2, "abc", "AMD", "2026-11-28")]  # fmt: skip
+    assert C.merge_previous(tmp_path / "none.json", new, [4]) == new
 
 
 def test_missing_data_names_the_folder(tmp_path):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mstgan.data import clips as D
-from mstgan.archs.mstgan_arch import MSTGenerator
+from mstgan.archs.mstgan_arch import FastGenerator, MSTGenerator
 from mstgan.training.train import Trainer, lift_window, load_options
 
 SEQS = ["sintel_raft/market", "toflow_vimeo/basketball"]
@@ -174,6 +174,24 @@ def test_model_grown_with_the_coarse_context_starts_as_the_smaller_one_and_train
         t.train_step()
     assert t.G.fusion.context.out.weight.abs().sum() > 0
     assert not torch.equal(inner, t.G.fusion.context.inp[0].weight)
+
+
+def test_fast_model_grown_by_a_block_starts_as_the_smaller_one_and_trains_it(tmp_path, shared_data):
+    arch = {"type": "fast", "n_frames": 3, "ch": 16, "n_blocks": 1, "fold": 1}
+    small = FastGenerator(4, **{k: v for k, v in arch.items() if k != "type"}).eval()
+    for p in small.parameters():  # trained-looking weights: the output conv is not the zero it starts at
+        torch.nn.init.normal_(p, std=0.05)
+    torch.save({"ema": small.state_dict()}, tmp_path / "small.pt")
+    t = make(tmp_path, shared_data, arch={**arch, "n_blocks": 2, "inner": [16, 4]}, w_perceptual=0.0)
+    fresh = t.init_generator(tmp_path / "small.pt")
+    assert fresh and all(k.startswith("body.1.") for k in fresh)
+    x = torch.rand(1, 3, 3, 16, 20)
+    with torch.no_grad():
+        assert torch.allclose(small(x), t.G.eval()(x), atol=1e-6)
+    t.G.train()
+    for _ in range(3):
+        t.train_step()
+    assert t.G.body[1].body[2].weight.abs().sum() > 0
 
 
 def test_real_world_degradation_trains_on_compressed_versions(tmp_path, shared_data):

@@ -425,9 +425,9 @@ def commit() -> str:
 def report(results: list[dict], meta: dict, pictures: list[Path], plots: list[Path], out: Path) -> str:
     rel = lambda p: os.path.relpath(p, out)  # noqa: E731
     md = ["# Vid4 comparison through GStreamer", "",
-          f"Machine: {meta['machine']}; onnxruntime CPU provider, {meta['threads']} threads; commit(s) "
-          f"{', '.join(sorted({r.get('commit', '?') for r in results}))} (dirty trees marked +); {meta['date']}.", "",
-          f"Command (from `models/`): `{meta['command']}`", "",
+          f"onnxruntime CPU provider, {meta['threads']} threads; the machine, commit (dirty trees marked +) and "
+          "date of each scale's run are under its heading.", "",
+          f"Command (from `models/`) of the latest run: `{meta['command']}`", "",
           *([f"**Only the first {meta['frames_per_clip']} frames of each clip: a quick check, not the protocol.**", ""]
             if meta["frames_per_clip"] != "all" else []),
           "Every method ran as its own `gst-launch-1.0` pipeline on the Vid4 PNG frames (x4: the standard "
@@ -438,6 +438,9 @@ def report(results: list[dict], meta: dict, pictures: list[Path], plots: list[Pa
           "the 4 clips; peak MiB is the largest resident set of any of those processes. Lower is better "
           "for LPIPS, tOF and tLP.", ""]  # fmt: skip
     for s in sorted({r["scale"] for r in results}, reverse=True):
+        rows = [r for r in results if r["scale"] == s]
+        runs = sorted({(r.get("machine", "?"), r.get("commit", "?"), r.get("date", "?")) for r in rows})
+        md += [f"x{s} measured on " + "; ".join(f"{m}, commit {c}, {d}" for m, c, d in runs) + ".", ""]
         for src in dict.fromkeys(r.get("input", "BI") for r in results if r["scale"] == s):
             what = "BI input" if src == "BI" else f"BI input after x264 at {src} (compressed, as cameras and web video are)"
             md += [f"## x{s}, {what}", "", summary_table(results, s, src), "", "Per clip (PSNR / SSIM / LPIPS):", "",
@@ -467,6 +470,19 @@ def update_readme(readme: Path, results: list[dict], scale: int = 4) -> None:
 
 
 # ---- main ----------------------------------------------------------------------------------------
+def merge_previous(prev: Path, results: list[dict], scales: list[int]) -> list[dict]:
+    """``results`` with the earlier run's results of the scales this run did not redo (a run per
+    scale is allowed), each keeping the machine and date it was measured on."""
+    if not prev.exists():
+        return results
+    before = json.loads(prev.read_text())
+    kept = [r for r in before["results"] if r["scale"] not in scales]
+    for r in kept:  # files written before each result carried its own machine and date
+        r.setdefault("machine", before["meta"]["machine"])
+        r.setdefault("date", before["meta"]["date"])
+    return sorted(kept + results, key=lambda r: -r["scale"])
+
+
 def plugin_env(plugin_dir: Path | None) -> dict:
     cands = [plugin_dir] if plugin_dir else [REPO / "target" / "release", REPO / "target" / "debug"]
     for d in cands:
@@ -490,7 +506,7 @@ def run(scales: list[int], clips: list[str], vid4: Path, out: Path, threads: int
     env = plugin_env(plugin_dir)
     cache = MODELS / ".cache" / "compare"
     lp = LPIPS("alex")
-    head = commit()
+    head, host, today = commit(), machine(), time.strftime("%Y-%m-%d")
     results, pics = [], Pictures()
     for scale in scales:
         peer_path = None
@@ -522,6 +538,7 @@ def run(scales: list[int], clips: list[str], vid4: Path, out: Path, threads: int
                 avg = {k: float(np.mean([per_clip[c][k] for c in per_clip])) for k in per_clip[data[0].name]}
                 res = {"name": m.name, "label": m.label, "family": m.family, "scale": scale, "input": source,
                        "clips": per_clip, "average": avg, "fps": n / secs, "peak_mib": peak, "frames": n, "commit": head,
+                       "machine": host, "date": today,
                        "model": str(m.model.relative_to(REPO)) if m.model and m.model.is_relative_to(REPO) else None}  # fmt: skip
                 results.append(res)
                 print(f"x{scale} {source:6s} {m.label:32s} PSNR {avg['psnr']:.2f} SSIM {avg['ssim']:.4f} LPIPS {avg['lpips']:.3f} "
@@ -531,14 +548,11 @@ def run(scales: list[int], clips: list[str], vid4: Path, out: Path, threads: int
             for c in data:
                 pics.add(c, "GT", c.gt, scale)
     out.mkdir(parents=True, exist_ok=True)
-    prev = out / "results.json"
-    if prev.exists():  # keep the scales this run did not redo (a run per scale is allowed)
-        kept = [r for r in json.loads(prev.read_text())["results"] if r["scale"] not in scales]
-        results = sorted(kept + results, key=lambda r: -r["scale"])
+    results = merge_previous(out / "results.json", results, scales)
     pictures = pics.save(out / "compare") if 4 in scales else sorted((out / "compare").glob("*-*.png"))
     pictures = [p for p in pictures if not p.name.startswith("quality-speed")]
     plots = [scatter(results, s, out / "compare" / f"quality-speed-x{s}.png") for s in sorted({r["scale"] for r in results})]
-    meta = {"machine": machine(), "threads": threads, "commit": head, "date": time.strftime("%Y-%m-%d"),
+    meta = {"machine": host, "threads": threads, "commit": head, "date": today,
             "command": command, "frames_per_clip": frames or "all"}  # fmt: skip
     (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     (out / "results.md").write_text(report(results, meta, pictures, plots, out))

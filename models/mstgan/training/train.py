@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from mstgan.data import clips as D
-from mstgan.archs.mstgan_arch import TemporalDiscriminator, generator_from_options
+from mstgan.archs.mstgan_arch import ResBlock, TemporalDiscriminator, generator_from_options
 from mstgan.losses.video_losses import CharbonnierLoss, FlowRegularisation, GANLoss, PerceptualLoss, TemporalLoss, flow_consistency
 from mstgan.losses.lpips import LPIPS
 from mstgan.metrics.video_metrics import psnr_y
@@ -215,6 +215,12 @@ class Trainer:
         take = {k: v for k, v in st["ema"].items() if k in own and own[k].shape == v.shape}
         take.update(lift_window(own, st["ema"]))
         own.update(take)
+        # a residual block added to a trained body starts as the identity, keeping what was learnt
+        for name, m in self.G.named_modules():
+            if isinstance(m, ResBlock) and not any(f"{name}.{k}" in take for k in m.state_dict()):
+                conv = [n for n, c in m.body.named_modules() if isinstance(c, torch.nn.Conv2d)][-1]
+                for k in ("weight", "bias"):
+                    own[f"{name}.body.{conv}.{k}"] = torch.zeros_like(own[f"{name}.body.{conv}.{k}"])
         self.G.load_state_dict(own)
         self.ema.load_state_dict(own)
         return sorted(set(own) - set(take))
