@@ -136,6 +136,11 @@ def test_feature_caching_pair_matches_the_whole_graph(tmp_path, shared_data):
     quantize_split(fp32, int8, wins)
     assert read_metadata(split_paths(int8)[1])["precision"] == "int8"
     assert split_parity(int8) < 1e-4
+    # --check times the fusion graphs too: what the element runs per frame with the cache
+    from mstgan.deploy.quantize import check
+
+    r = check(fp32, int8, 3, 5, runs=1, hw=(16, 20))
+    assert r["psnr_vs_fp32"] > 25 and r["ms_fusion_fp32"] > 0 and r["ms_fusion_int8"] > 0
 
 
 def test_every_shipped_model_has_a_matching_feature_pair():

@@ -138,7 +138,14 @@ def check(fp32: str | Path, int8: str | Path, scale: int, window: int, runs: int
     mse = float(np.mean([np.mean((a.run(None, {"frames": x})[0] - b.run(None, {"frames": x})[0]) ** 2) for x in wins]))
     feed = {"frames": np.random.default_rng(0).random((1, window, 3, *hw), dtype=np.float32)}
     t32, t8 = _timed([a, b], [feed, feed], runs)
-    return {"psnr_vs_fp32": 10 * np.log10(1 / max(mse, 1e-12)), "ms_fp32": t32 * 1e3, "ms_int8": t8 * 1e3, "speedup": t32 / t8}
+    out = {"psnr_vs_fp32": 10 * np.log10(1 / max(mse, 1e-12)), "ms_fp32": t32 * 1e3, "ms_int8": t8 * 1e3, "speedup": t32 / t8}
+    (ext32, fus32), (_, fus8) = split_paths(fp32), split_paths(int8)
+    if fus32.exists() and fus8.exists():  # what the element runs per frame with the feature cache
+        fa, fb = _session(fus32, 2, spin=False), _session(fus8, 2, spin=False)
+        ff = fusion_inputs(ext32, feed["frames"])
+        f32, f8 = _timed([fa, fb], [ff, ff], runs)
+        out.update(ms_fusion_fp32=f32 * 1e3, ms_fusion_int8=f8 * 1e3, speedup_fusion=f32 / f8)
+    return out
 
 
 def main(argv=None) -> int:
@@ -159,13 +166,16 @@ def main(argv=None) -> int:
     wins = calibration_windows(int(meta["scale"]), int(meta["window"]), args.calib)
     ops = args.ops and tuple(args.ops)
     print(f"wrote {quantize(args.model, args.out, wins, tuple(args.float), ops, args.recipe)}")
+    if not args.no_split and all(p.exists() for p in split_paths(args.model)):
+        print(f"wrote {', '.join(map(str, quantize_split(args.model, args.out, wins, tuple(args.float))))}")
     if args.check:
         h, w = args.hw
         r = check(args.model, args.out, int(meta["scale"]), int(meta["window"]), hw=(h, w))
         print(f"INT8 vs FP32: {r['psnr_vs_fp32']:.1f} dB; {r['ms_fp32']:.1f} / {r['ms_int8']:.1f} ms per {w}x{h} window "
               f"({r['speedup']:.2f}x)")  # fmt: skip
-    if not args.no_split and all(p.exists() for p in split_paths(args.model)):
-        print(f"wrote {', '.join(map(str, quantize_split(args.model, args.out, wins, tuple(args.float))))}")
+        if "ms_fusion_fp32" in r:
+            print(f"fusion graph (the element's path with the feature cache): {r['ms_fusion_fp32']:.1f} / "
+                  f"{r['ms_fusion_int8']:.1f} ms ({r['speedup_fusion']:.2f}x)")  # fmt: skip
     return 0
 
 
