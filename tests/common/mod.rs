@@ -9,6 +9,7 @@ use std::sync::Once;
 use gst::glib;
 use gst::prelude::*;
 use gst_check::Harness;
+use gst_video::prelude::*;
 
 pub fn init() {
     static INIT: Once = Once::new();
@@ -31,12 +32,16 @@ pub fn harness(model: &str, scale: u32) -> Harness {
 }
 
 pub fn harness_cache(model: &str, scale: u32, feature_cache: bool) -> Harness {
+    harness_on(model, scale, feature_cache, "cpu")
+}
+
+pub fn harness_on(model: &str, scale: u32, feature_cache: bool, provider: &str) -> Harness {
     init();
     let el = gst::ElementFactory::make("mstgansr")
         .property("model-location", fixture(model))
         .property("scale", scale)
         .property("feature-cache", feature_cache)
-        .property_from_str("execution-provider", "cpu")
+        .property_from_str("execution-provider", provider)
         .property("threads", 1u32)
         .build()
         .unwrap();
@@ -167,3 +172,80 @@ pub fn run_expect_message(props: &str, src_caps: &str, want_warning: bool) -> Op
 }
 
 pub const CAPS: &str = "video/x-raw,format=RGB,width=32,height=24";
+
+/// Runs the golden input of fixture `name` through the element on `provider` and checks the
+/// output against onnxruntime's (CPU, from Python); returns whether the feature cache ran.
+pub fn golden_run(name: &str, window_check: u32, cache: bool, provider: &str) -> bool {
+    let meta: String = std::fs::read_to_string(fixture(&format!("golden-{name}.json"))).unwrap();
+    let num = |k: &str| -> usize {
+        let i = meta.find(&format!("\"{k}\": ")).unwrap() + k.len() + 4;
+        meta[i..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (n, w, hgt, s) = (num("frames"), num("width"), num("height"), num("scale"));
+    let input = std::fs::read(fixture(&format!("golden-{name}.in.rgb"))).unwrap();
+    let expect: Vec<f32> = std::fs::read(fixture(&format!("golden-{name}.out.f32")))
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let mut h = harness_on(&format!("{name}.onnx"), s as u32, cache, provider);
+    let in_caps = caps("RGB", w as u32, hgt as u32);
+    h.set_src_caps(in_caps.clone());
+    let in_info = gst_video::VideoInfo::from_caps(&in_caps).unwrap();
+    let row = w * 3;
+    for i in 0..n {
+        let mut b = gst::Buffer::with_size(in_info.size()).unwrap();
+        {
+            let bm = b.get_mut().unwrap();
+            bm.set_pts(gst::ClockTime::from_mseconds(40 * i as u64));
+            let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(bm, &in_info).unwrap();
+            let stride = vf.plane_stride()[0] as usize;
+            let plane = vf.plane_data_mut(0).unwrap();
+            for y in 0..hgt {
+                let src = &input[(i * hgt + y) * row..(i * hgt + y + 1) * row];
+                plane[y * stride..y * stride + row].copy_from_slice(src);
+            }
+        }
+        h.push(b).unwrap();
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    assert_eq!(h.element().unwrap().property::<u32>("window"), window_check);
+    assert_eq!(
+        h.element()
+            .unwrap()
+            .property::<Option<String>>("active-provider")
+            .as_deref(),
+        Some(provider)
+    );
+    let outs = pull_all(&mut h);
+    assert_eq!(outs.len(), n);
+    let (ow, oh) = (w * s, hgt * s);
+    let out_info = gst_video::VideoInfo::from_caps(&caps("RGB", ow as u32, oh as u32)).unwrap();
+    let ostride = out_info.stride()[0] as usize;
+    let mut worst = 0.0f32;
+    for (t, b) in outs.iter().enumerate() {
+        let m = b.map_readable().unwrap();
+        for y in 0..oh {
+            for x in 0..ow {
+                for c in 0..3 {
+                    let got = m[y * ostride + x * 3 + c] as f32;
+                    let want = expect[((t * 3 + c) * oh + y) * ow + x] * 255.0;
+                    worst = worst.max((got - want).abs());
+                }
+            }
+        }
+    }
+    // rounding to 8 bits costs 0.5; anything past 1/255 of range is a real difference
+    assert!(
+        worst <= 1.0,
+        "{name}: element on {provider} differs from onnxruntime by {worst} / 255 (feature-cache={cache})"
+    );
+    h.element()
+        .unwrap()
+        .property::<bool>("feature-cache-active")
+}

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! A graph whose sessions are built for one input size each, for OpenVINO. With free
+//! dimensions, onnxruntime keeps the flow warp's shape arithmetic on its own CPU kernels, which
+//! cuts OpenVINO's part of the graph in pieces that fail to run ("Output names mismatch");
+//! with every free dimension fixed, that arithmetic folds into constants and OpenVINO compiles
+//! the whole graph.
+
+use std::path::{Path, PathBuf};
+
+use ort::session::Session;
+use ort::value::ValueType;
+
+use super::config::{EngineConfig, Provider};
+use super::providers::session_builder;
+
+/// Sizes kept compiled: a stream has one, tiling adds its edge tiles, a short final batch one.
+const KEEP: usize = 6;
+
+/// One graph: a session for any input size, or sessions per size.
+pub(super) enum Graph {
+    Dynamic(Session),
+    Shaped(Box<Shaped>),
+}
+
+pub(super) struct Shaped {
+    path: PathBuf,
+    cfg: EngineConfig,
+    spinning: bool,
+    /// Each input's name and dimension symbols (`""` where the dimension is fixed).
+    symbols: Vec<(String, Vec<String>)>,
+    built: Vec<(Vec<(String, i64)>, Session)>,
+}
+
+impl Graph {
+    /// `generic` was loaded from `path`; with `provider` OpenVINO, sessions per size are built
+    /// on demand.
+    pub(super) fn new(
+        generic: Session,
+        path: &Path,
+        cfg: &EngineConfig,
+        provider: Provider,
+        spinning: bool,
+    ) -> Self {
+        if provider != Provider::OpenVino {
+            return Graph::Dynamic(generic);
+        }
+        let symbols = generic
+            .inputs()
+            .iter()
+            .map(|i| {
+                let syms = match i.dtype() {
+                    ValueType::Tensor {
+                        dimension_symbols, ..
+                    } => dimension_symbols.iter().cloned().collect(),
+                    _ => Vec::new(),
+                };
+                (i.name().to_string(), syms)
+            })
+            .collect();
+        // `generic` (on the CPU provider, for the contract checks) is dropped here
+        Graph::Shaped(Box::new(Shaped {
+            path: path.to_path_buf(),
+            cfg: cfg.clone(),
+            spinning,
+            symbols,
+            built: Vec::new(),
+        }))
+    }
+
+    /// The session for inputs of these shapes (input name, shape).
+    pub(super) fn session(&mut self, shapes: &[(&str, &[usize])]) -> Result<&mut Session, String> {
+        match self {
+            Graph::Dynamic(s) => Ok(s),
+            Graph::Shaped(s) => s.session(shapes),
+        }
+    }
+}
+
+impl Shaped {
+    fn session(&mut self, shapes: &[(&str, &[usize])]) -> Result<&mut Session, String> {
+        let mut fixed: Vec<(String, i64)> = Vec::new();
+        for (name, syms) in &self.symbols {
+            let Some((_, shape)) = shapes.iter().find(|(n, _)| n == name) else {
+                return Err(format!("no shape given for input `{name}`"));
+            };
+            for (sym, &d) in syms.iter().zip(shape.iter()) {
+                if sym.is_empty() {
+                    continue;
+                }
+                match fixed.iter().find(|(s, _)| s == sym) {
+                    Some(&(_, v)) if v != d as i64 => {
+                        return Err(format!(
+                            "dimension `{sym}` is {v} in one input and {d} in another"
+                        ));
+                    }
+                    Some(_) => {}
+                    None => fixed.push((sym.clone(), d as i64)),
+                }
+            }
+        }
+        if let Some(i) = self.built.iter().position(|(k, _)| *k == fixed) {
+            return Ok(&mut self.built[i].1);
+        }
+        let (mut b, _, _) =
+            session_builder(&self.cfg, Provider::OpenVino).map_err(|e| e.to_string())?;
+        b = b
+            .with_intra_op_spinning(self.spinning)
+            .map_err(|e| e.to_string())?;
+        for (sym, v) in &fixed {
+            b = b
+                .with_dimension_override(sym, *v)
+                .map_err(|e| e.to_string())?;
+        }
+        let session = b.commit_from_file(&self.path).map_err(|e| {
+            format!(
+                "{} could not be compiled by OpenVINO for {fixed:?}: {e}",
+                self.path.display()
+            )
+        })?;
+        if self.built.len() >= KEEP {
+            self.built.remove(0);
+        }
+        self.built.push((fixed, session));
+        Ok(&mut self.built.last_mut().expect("just pushed").1)
+    }
+}
