@@ -233,14 +233,8 @@ fn caps_change_mid_stream() {
     assert_eq!(sizes, vec![o1, o1, o1, o2, o2]);
 }
 
-/// The golden comparison with the feature cache on and off: both must match onnxruntime, and
-/// the cache must run exactly when the fixture has its extractor/fusion pair.
 fn golden(name: &str, window_check: u32) {
-    let has_pair = std::path::Path::new(&fixture(&format!("{name}.fusion.onnx"))).is_file();
-    for cache in [true, false] {
-        let active = golden_run(name, window_check, cache, "cpu");
-        assert_eq!(active, cache && has_pair, "{name}: feature-cache={cache}");
-    }
+    golden_on(name, window_check, "cpu");
 }
 
 #[test]

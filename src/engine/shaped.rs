@@ -27,9 +27,12 @@ pub(super) struct Shaped {
     path: PathBuf,
     cfg: EngineConfig,
     spinning: bool,
-    /// Each input's name and dimension symbols (`""` where the dimension is fixed).
-    symbols: Vec<(String, Vec<String>)>,
-    built: Vec<(Vec<(String, i64)>, Session)>,
+    /// The graph's distinct dimension symbols, in the order sizes are keyed by.
+    symbols: Vec<String>,
+    /// Each input's name and, per dimension, the index of its symbol (`None` where fixed).
+    inputs: Vec<(String, Vec<Option<usize>>)>,
+    /// Compiled sessions by the value of each symbol.
+    built: Vec<(Vec<i64>, Session)>,
 }
 
 impl Graph {
@@ -45,17 +48,28 @@ impl Graph {
         if provider != Provider::OpenVino {
             return Graph::Dynamic(generic);
         }
-        let symbols = generic
+        let mut symbols: Vec<String> = Vec::new();
+        let inputs = generic
             .inputs()
             .iter()
             .map(|i| {
-                let syms = match i.dtype() {
+                let slots = match i.dtype() {
                     ValueType::Tensor {
                         dimension_symbols, ..
-                    } => dimension_symbols.iter().cloned().collect(),
+                    } => dimension_symbols
+                        .iter()
+                        .map(|sym| {
+                            (!sym.is_empty()).then(|| {
+                                symbols.iter().position(|s| s == sym).unwrap_or_else(|| {
+                                    symbols.push(sym.clone());
+                                    symbols.len() - 1
+                                })
+                            })
+                        })
+                        .collect(),
                     _ => Vec::new(),
                 };
-                (i.name().to_string(), syms)
+                (i.name().to_string(), slots)
             })
             .collect();
         // `generic` (on the CPU provider, for the contract checks) is dropped here
@@ -64,6 +78,7 @@ impl Graph {
             cfg: cfg.clone(),
             spinning,
             symbols,
+            inputs,
             built: Vec::new(),
         }))
     }
@@ -79,26 +94,29 @@ impl Graph {
 
 impl Shaped {
     fn session(&mut self, shapes: &[(&str, &[usize])]) -> Result<&mut Session, String> {
-        let mut fixed: Vec<(String, i64)> = Vec::new();
-        for (name, syms) in &self.symbols {
+        // per frame: the symbols' values, checked for agreement between inputs
+        let mut values: Vec<Option<i64>> = vec![None; self.symbols.len()];
+        for (name, slots) in &self.inputs {
             let Some((_, shape)) = shapes.iter().find(|(n, _)| n == name) else {
                 return Err(format!("no shape given for input `{name}`"));
             };
-            for (sym, &d) in syms.iter().zip(shape.iter()) {
-                if sym.is_empty() {
-                    continue;
-                }
-                match fixed.iter().find(|(s, _)| s == sym) {
-                    Some(&(_, v)) if v != d as i64 => {
+            for (slot, &d) in slots.iter().zip(shape.iter()) {
+                let Some(k) = *slot else { continue };
+                match values[k] {
+                    Some(v) if v != d as i64 => {
                         return Err(format!(
-                            "dimension `{sym}` is {v} in one input and {d} in another"
+                            "dimension `{}` is {v} in one input and {d} in another",
+                            self.symbols[k]
                         ));
                     }
                     Some(_) => {}
-                    None => fixed.push((sym.clone(), d as i64)),
+                    None => values[k] = Some(d as i64),
                 }
             }
         }
+        let Some(fixed) = values.into_iter().collect::<Option<Vec<i64>>>() else {
+            return Err("a dimension symbol appears in no given shape".into());
+        };
         if let Some(i) = self.built.iter().position(|(k, _)| *k == fixed) {
             return Ok(&mut self.built[i].1);
         }
@@ -107,15 +125,16 @@ impl Shaped {
         b = b
             .with_intra_op_spinning(self.spinning)
             .map_err(|e| e.to_string())?;
-        for (sym, v) in &fixed {
+        for (sym, v) in self.symbols.iter().zip(&fixed) {
             b = b
                 .with_dimension_override(sym, *v)
                 .map_err(|e| e.to_string())?;
         }
         let session = b.commit_from_file(&self.path).map_err(|e| {
             format!(
-                "{} could not be compiled by OpenVINO for {fixed:?}: {e}",
-                self.path.display()
+                "{} could not be compiled by OpenVINO for {:?} = {fixed:?}: {e}",
+                self.path.display(),
+                self.symbols
             )
         })?;
         if self.built.len() >= KEEP {

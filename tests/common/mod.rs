@@ -173,6 +173,16 @@ pub fn run_expect_message(props: &str, src_caps: &str, want_warning: bool) -> Op
 
 pub const CAPS: &str = "video/x-raw,format=RGB,width=32,height=24";
 
+/// The golden comparison with the feature cache on and off: both must match onnxruntime, and
+/// the cache must run exactly when the fixture has its extractor/fusion pair.
+pub fn golden_on(name: &str, window_check: u32, provider: &str) {
+    let has_pair = std::path::Path::new(&fixture(&format!("{name}.fusion.onnx"))).is_file();
+    for cache in [true, false] {
+        let active = golden_run(name, window_check, cache, provider);
+        assert_eq!(active, cache && has_pair, "{name}: feature-cache={cache}");
+    }
+}
+
 /// Runs the golden input of fixture `name` through the element on `provider` and checks the
 /// output against onnxruntime's (CPU, from Python); returns whether the feature cache ran.
 pub fn golden_run(name: &str, window_check: u32, cache: bool, provider: &str) -> bool {

@@ -32,7 +32,7 @@ from mstgan.data.clips import window_indices
 # The fast tier's head (a 6x6 stride-2 conv of the raw frames at x2) is int8: it lost 0.16 dB under
 # moving-average min/max ranges (logs/int8-x2-fast-head.out), not with percentile ones (below).
 # The flow estimator is int8 (2026-12-03): Vid4 x4 -0.004 dB against the float-flow file, and
-# on OpenVINO it takes the element's x4 INT8 from ~1.4x to ~1.9x FP32's speed (its fusion graph
+# on OpenVINO it takes the element's x4 INT8 from 1.61x to 1.87x FP32's steady speed (its fusion graph
 # is then int8 convolutions from end to end but for the warp; logs/openvino-x4.out).
 FLOAT_PREFIXES = ("/g/extractor/", "/g/upsample/upsample.2/", "/g/refine/out/", "/g/skip/")
 # Per architecture (the model's ``arch`` metadata): the operator types given int8 inputs and
