@@ -7,16 +7,21 @@ export GST_PLUGIN_PATH := $(PLUGIN_DIR)
 # the bundled models are found next to the source tree; onnxruntime from the project venv
 export MSTGANSR_MODEL_DIR := $(CURDIR)/models
 
-.PHONY: setup build demo test test-rust test-python test-meson compare bench fixtures gpu-pack fmt lint
+.PHONY: setup setup-demo build demo test test-data test-rust test-python test-python-data test-meson compare bench fixtures gpu-pack fmt lint
 
 setup:
 	bash scripts/setup.sh
+
+# the demo runs the plugin only: GStreamer and onnxruntime, no torch
+setup-demo:
+	bash scripts/setup.sh --demo
 
 build: setup
 	cargo build --release
 
 # Upscale the sample clip x4 with the bundled default model on CPU -> out/tennis-x4.mp4
-demo: build
+demo: setup-demo
+	cargo build --release
 	mkdir -p out
 	gst-launch-1.0 -e filesrc location=examples/data/tennis-214x120.mp4 ! decodebin ! videoconvert ! \
 	  queue ! mstgansr scale=4 execution-provider=cpu ! queue ! videoconvert ! \
@@ -40,8 +45,13 @@ test-rust: setup
 	cargo build --lib --examples
 	cargo test --all-targets
 
+# the tests that need only the repository; those that read the evaluation and training data in
+# ../shared (marked `shared`, see models/tests/conftest.py) are `make test-data`
 test-python: setup
-	cd models && ../$(PY) -m pytest -q tests
+	cd models && ../$(PY) -m pytest -q -m "not shared" tests
+
+test-python-data: setup
+	cd models && ../$(PY) -m pytest -q -m shared tests
 
 test-meson: setup
 	rm -rf builddir
@@ -50,6 +60,9 @@ test-meson: setup
 	meson test -C builddir --print-errorlogs
 
 test: test-rust test-python test-meson
+
+# the tests that need ../shared/data (Vid4, the training clips): CI runs both targets
+test-data: test-python-data
 
 # GPU burst inputs (see models/gpu/burst.sh), kept out of git: video frames + still photos, and
 # LPIPS weights made compact for the 64 MiB transfer (AlexNet fp16, VGG16 int8 per channel)

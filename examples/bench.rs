@@ -15,6 +15,13 @@ use gst_video::prelude::*;
 use gstmstgansr::engine::{Engine, EngineConfig, FeatureCache, Provider};
 use gstmstgansr::upscaler::{Arrival, Continuity, Limits, Upscaler};
 
+#[path = "common/cli.rs"]
+mod cli;
+
+const USAGE: &str = "\
+usage: bench [--model PATH] [--frames 20] [--width 180] [--height 144] [--threads 2] [--scale 4]
+Frames/s through the element versus the bare upscaler, and with its feature cache.";
+
 struct Args {
     model: Option<PathBuf>,
     frames: usize,
@@ -24,7 +31,7 @@ struct Args {
     scale: u32,
 }
 
-fn parse() -> Args {
+fn parse() -> Result<Args, String> {
     let mut a = Args {
         model: None,
         frames: 20,
@@ -33,20 +40,24 @@ fn parse() -> Args {
         threads: 2,
         scale: 4,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let mut v = || it.next().unwrap_or_else(|| panic!("{k} needs a value"));
+    for (k, v) in cli::pairs()? {
         match k.as_str() {
-            "--model" => a.model = Some(v().into()),
-            "--frames" => a.frames = v().parse().expect("--frames N"),
-            "--width" => a.width = v().parse().expect("--width N"),
-            "--height" => a.height = v().parse().expect("--height N"),
-            "--threads" => a.threads = v().parse().expect("--threads N"),
-            "--scale" => a.scale = v().parse().expect("--scale N"),
-            other => panic!("unknown argument {other}"),
+            "--model" => a.model = Some(v.into()),
+            "--frames" => a.frames = cli::num(&k, &v)?,
+            "--width" => a.width = cli::num(&k, &v)?,
+            "--height" => a.height = cli::num(&k, &v)?,
+            "--threads" => a.threads = cli::num(&k, &v)?,
+            "--scale" => a.scale = cli::num(&k, &v)?,
+            other => return Err(format!("unknown option {other}")),
         }
     }
-    a
+    if !(2..=4).contains(&a.scale) {
+        return Err(format!("--scale must be 2, 3 or 4, not {}", a.scale));
+    }
+    if a.frames == 0 || a.width == 0 || a.height == 0 {
+        return Err("--frames, --width and --height must be positive".into());
+    }
+    Ok(a)
 }
 
 fn frames(n: usize, w: usize, h: usize) -> Vec<Vec<u8>> {
@@ -70,7 +81,8 @@ fn frames(n: usize, w: usize, h: usize) -> Vec<Vec<u8>> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let a = parse();
+    cli::help(USAGE);
+    let a = parse().unwrap_or_else(|e| cli::usage_error(USAGE, e));
     gst::init()?;
     gstmstgansr::plugin_register_static()?;
     let model = match &a.model {

@@ -10,6 +10,13 @@ use std::time::Instant;
 use gst_video::prelude::*;
 use gstmstgansr::convert::{self, Layout, Planes, PlanesMut, YuvLayout, YuvMatrix};
 
+#[path = "common/cli.rs"]
+mod cli;
+
+const USAGE: &str = "\
+usage: convert_bench [--width 1920] [--height 1080] [--rounds 5]
+The element's pixel conversion against GStreamer's VideoConverter: time per frame, worst error.";
+
 fn layout(format: gst_video::VideoFormat) -> YuvLayout {
     match format {
         gst_video::VideoFormat::I420 => YuvLayout::I420,
@@ -188,15 +195,16 @@ fn gst_path(
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    cli::help(USAGE);
     let (mut w, mut h, mut rounds) = (1920u32, 1080u32, 5usize);
-    while let Some(k) = args.next() {
-        let v: usize = args.next().and_then(|v| v.parse().ok()).expect("a number");
+    let args = cli::pairs().unwrap_or_else(|e| cli::usage_error(USAGE, e));
+    for (k, v) in args {
+        let v: usize = cli::num(&k, &v).unwrap_or_else(|e| cli::usage_error(USAGE, e));
         match k.as_str() {
-            "--width" => w = v as u32,
-            "--height" => h = v as u32,
-            "--rounds" => rounds = v,
-            _ => panic!("unknown argument {k}"),
+            "--width" if v > 0 => w = v as u32,
+            "--height" if v > 0 => h = v as u32,
+            "--rounds" if v > 0 => rounds = v,
+            _ => cli::usage_error(USAGE, format!("unknown option or zero value: {k} {v}")),
         }
     }
     gst::init().unwrap();

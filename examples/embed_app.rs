@@ -14,21 +14,37 @@
 
 use gst::prelude::*;
 
+#[path = "common/cli.rs"]
+mod cli;
+
+const USAGE: &str = "\
+usage: embed_app [--frames 12] [--width 64] [--height 48] [--scale 2|3|4] [--model PATH]
+mstgansr between appsrc and appsink: latency, EOS drain, timestamps.";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    cli::help(USAGE);
     let mut frames = 12u64;
     let (mut width, mut height, mut scale) = (64u32, 48u32, 4u32);
     let mut model: Option<String> = None;
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
-        let v = it.next().ok_or(format!("{k} needs a value"))?;
+        let v = it
+            .next()
+            .unwrap_or_else(|| cli::usage_error(USAGE, format!("{k} needs a value")));
         match k.as_str() {
-            "--frames" => frames = v.parse()?,
-            "--width" => width = v.parse()?,
-            "--height" => height = v.parse()?,
-            "--scale" => scale = v.parse()?,
+            "--frames" => frames = cli::num(&k, &v).unwrap_or_else(|e| cli::usage_error(USAGE, e)),
+            "--width" => width = cli::num(&k, &v).unwrap_or_else(|e| cli::usage_error(USAGE, e)),
+            "--height" => height = cli::num(&k, &v).unwrap_or_else(|e| cli::usage_error(USAGE, e)),
+            "--scale" => scale = cli::num(&k, &v).unwrap_or_else(|e| cli::usage_error(USAGE, e)),
             "--model" => model = Some(v),
-            _ => return Err(format!("unknown argument {k}").into()),
+            _ => cli::usage_error(USAGE, format!("unknown argument {k}")),
         }
+    }
+    if !(2..=4).contains(&scale) {
+        cli::usage_error(USAGE, format!("--scale must be 2, 3 or 4, not {scale}"));
+    }
+    if frames == 0 || width == 0 || height == 0 {
+        cli::usage_error(USAGE, "--frames, --width and --height must be positive");
     }
     gst::init()?;
     gstmstgansr::plugin_register_static()?;

@@ -20,6 +20,14 @@ use std::time::Duration;
 
 use gst::prelude::*;
 
+#[path = "common/cli.rs"]
+mod cli;
+
+const USAGE: &str = "\
+usage: live_bench [--seconds 60] [--rounds 2] [--width 320] [--height 240] [--fps 30] [--scale 4]
+           [--model PATH] [--recipes a,b,c,d] [--variants fast,fidelity]
+A live camera into the upscaler: frames shown, delay, frames lost, per recipe.";
+
 struct Args {
     seconds: u64,
     rounds: usize,
@@ -63,6 +71,9 @@ fn parse() -> Result<Args, String> {
             "--variants" => a.variants = v.split(',').map(str::to_string).collect(),
             _ => return Err(format!("unknown argument {k}")),
         }
+    }
+    if !(2..=4).contains(&a.scale) {
+        return Err(format!("--scale must be 2, 3 or 4, not {}", a.scale));
     }
     Ok(a)
 }
@@ -215,7 +226,8 @@ fn run(a: &Args, middle: &str, variant: &str) -> Result<Run, Box<dyn std::error:
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let a = parse()?;
+    cli::help(USAGE);
+    let a = parse().unwrap_or_else(|e| cli::usage_error(USAGE, e));
     gst::init()?;
     gstmstgansr::plugin_register_static()?;
     let chosen: Vec<(&str, String, &str, &str)> = RECIPES

@@ -31,6 +31,16 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 
+#[path = "common/cli.rs"]
+mod cli;
+
+const USAGE: &str = "\
+usage: rtsp_relay --source rtsp://camera/stream [--listen 127.0.0.1] [--port 8555]
+           [--mount /upscaled] [--width 320] [--height 240] [--fps 15] [--scale 2|3|4]
+           [--model PATH] [--provider auto|cpu|openvino|cuda|tensorrt] [--late-frames resize|drop]
+           [--variant compressed|auto|perceptual|fidelity|real|fast]
+Pulls an RTSP camera, upscales it with mstgansr and serves it at rtsp://LISTEN:PORT/MOUNT.";
+
 #[derive(Clone)]
 struct Config {
     source: String,
@@ -90,6 +100,12 @@ fn parse() -> Result<Config, String> {
     }
     if c.source.is_empty() {
         return Err("--source rtsp://... is required".into());
+    }
+    if !(2..=4).contains(&c.scale) {
+        return Err(format!("--scale must be 2, 3 or 4, not {}", c.scale));
+    }
+    if c.width == 0 || c.height == 0 || c.fps == 0 {
+        return Err("--width, --height and --fps must be positive".into());
     }
     Ok(c)
 }
@@ -206,12 +222,22 @@ fn schedule_restart(c: &Config, st: &Arc<Mutex<Ingest>>, t0: Instant) {
 }
 
 fn main() {
-    let c = parse().unwrap_or_else(|e| {
-        eprintln!("error: {e}");
-        std::process::exit(2)
-    });
-    gst::init().expect("GStreamer");
-    gstmstgansr::plugin_register_static().expect("register mstgansr");
+    cli::help(USAGE);
+    let c = parse().unwrap_or_else(|e| cli::usage_error(USAGE, e));
+    gst::init().unwrap_or_else(|e| cli::fail(e));
+    gstmstgansr::plugin_register_static().unwrap_or_else(|e| cli::fail(e));
+    // a model or provider mistake is fatal at start, not a camera to reconnect to forever
+    let scale = c.scale.to_string();
+    let mut props = vec![
+        ("scale", scale.as_str()),
+        ("execution-provider", c.provider.as_str()),
+        ("variant", c.variant.as_str()),
+        ("late-frames", c.late_frames.as_str()),
+    ];
+    if let Some(m) = &c.model {
+        props.push(("model-location", m.as_str()));
+    }
+    cli::preflight(&props).unwrap_or_else(|e| cli::fail(e));
     let main_loop = glib::MainLoop::new(None, false);
 
     let server = gst_rtsp_server::RTSPServer::new();

@@ -8,17 +8,27 @@
 
 use gst_rtsp_server::prelude::*;
 
+#[path = "common/cli.rs"]
+mod cli;
+
+const USAGE: &str = "\
+usage: rtsp_test_source [--port 8554] [--width 160] [--height 120] [--fps 15]
+Serves a stand-in camera at rtsp://127.0.0.1:PORT/cam until killed.";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    cli::help(USAGE);
     let (mut port, mut width, mut height, mut fps) = (8554u16, 160u32, 120u32, 15u32);
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
-        let v = it.next().ok_or(format!("{k} needs a value"))?;
+        let v = it
+            .next()
+            .unwrap_or_else(|| cli::usage_error(USAGE, format!("{k} needs a value")));
         match k.as_str() {
-            "--port" => port = v.parse()?,
-            "--width" => width = v.parse()?,
-            "--height" => height = v.parse()?,
-            "--fps" => fps = v.parse()?,
-            _ => return Err(format!("unknown argument {k}").into()),
+            "--port" => port = cli::num(&k, &v).unwrap_or_else(|e| cli::usage_error(USAGE, e)),
+            "--width" => width = cli::num(&k, &v).unwrap_or_else(|e| cli::usage_error(USAGE, e)),
+            "--height" => height = cli::num(&k, &v).unwrap_or_else(|e| cli::usage_error(USAGE, e)),
+            "--fps" => fps = cli::num(&k, &v).unwrap_or_else(|e| cli::usage_error(USAGE, e)),
+            _ => cli::usage_error(USAGE, format!("unknown argument {k}")),
         }
     }
     gst::init()?;

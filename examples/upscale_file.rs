@@ -23,6 +23,15 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
+#[path = "common/cli.rs"]
+mod cli;
+
+const USAGE: &str = "\
+usage: upscale_file INPUT OUTPUT.mp4 [--scale 2|3|4] [--model PATH] [--quantizer 0-51]
+           [--provider auto|cpu|openvino|cuda|tensorrt] [--chroma 420|444]
+           [--variant compressed|auto|perceptual|fidelity|real|fast]
+Upscales the video of INPUT with mstgansr into H.264 in MP4, audio carried through.";
+
 struct Args {
     input: PathBuf,
     output: PathBuf,
@@ -34,14 +43,7 @@ struct Args {
     variant: String,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: upscale_file INPUT OUTPUT.mp4 [--scale 2|3|4] [--model PATH] [--quantizer N] [--provider P] [--chroma 420|444] [--variant V]"
-    );
-    std::process::exit(2)
-}
-
-fn parse() -> Args {
+fn parse() -> Result<Args, String> {
     let mut pos = vec![];
     let mut a = Args {
         input: PathBuf::new(),
@@ -55,35 +57,49 @@ fn parse() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
-        let mut val = || it.next().unwrap_or_else(|| usage());
+        if !k.starts_with("--") {
+            pos.push(k);
+            continue;
+        }
+        let v = it.next().ok_or(format!("{k} needs a value"))?;
         match k.as_str() {
-            "--scale" => a.scale = val().parse().unwrap_or_else(|_| usage()),
-            "--model" => a.model = Some(val()),
-            "--quantizer" => a.quantizer = val().parse().unwrap_or_else(|_| usage()),
-            "--provider" => a.provider = val(),
-            "--variant" => a.variant = val(),
+            "--scale" => a.scale = cli::num(&k, &v)?,
+            "--model" => a.model = Some(v),
+            "--quantizer" => a.quantizer = cli::num(&k, &v)?,
+            "--provider" => a.provider = v,
+            "--variant" => a.variant = v,
             "--chroma" => {
-                a.chroma444 = match val().as_str() {
+                a.chroma444 = match v.as_str() {
                     "420" => false,
                     "444" => true,
-                    _ => usage(),
+                    _ => return Err(format!("--chroma must be 420 or 444, not {v:?}")),
                 }
             }
-            "-h" | "--help" => usage(),
-            _ => pos.push(k),
+            _ => return Err(format!("unknown option {k}")),
         }
     }
     if pos.len() != 2 {
-        usage();
+        return Err(format!(
+            "expected INPUT and OUTPUT, got {} path(s)",
+            pos.len()
+        ));
+    }
+    if !(2..=4).contains(&a.scale) {
+        return Err(format!("--scale must be 2, 3 or 4, not {}", a.scale));
+    }
+    if a.quantizer > 51 {
+        return Err(format!(
+            "--quantizer must be 0-51 (x264), not {}",
+            a.quantizer
+        ));
     }
     a.input = pos[0].clone().into();
     a.output = pos[1].clone().into();
-    a
+    Ok(a)
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
-    eprintln!("error: {msg}");
-    std::process::exit(1)
+    cli::fail(msg)
 }
 
 /// The raw format and H.264 profile for the encoder: High (4:2:0, 8-bit) unless the input is
@@ -111,43 +127,68 @@ fn set_encoding(raw: &gst::Element, coded: &gst::Element, deep: bool, chroma444:
 
 /// Audio codecs mp4mux takes as they are.
 fn mp4_takes(caps: &gst::CapsRef) -> bool {
-    let s = caps.structure(0).unwrap();
+    let Some(s) = caps.structure(0) else {
+        return false;
+    };
     matches!(
         s.name().as_str(),
         "audio/mpeg" | "audio/x-ac3" | "audio/x-eac3" | "audio/x-opus" | "audio/x-alac"
     )
 }
 
+fn make(f: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(f).build().map_err(|_| {
+        format!("GStreamer element {f} is missing: install the gstreamer1.0-plugins-* packages")
+    })
+}
+
 fn main() {
-    let a = parse();
+    cli::help(USAGE);
+    let a = parse().unwrap_or_else(|e| cli::usage_error(USAGE, e));
     if let Err(e) = std::fs::File::open(&a.input) {
         fail(format!("cannot read {}: {e}", a.input.display()));
     }
-    if let Err(e) = std::fs::File::create(&a.output) {
-        fail(format!("cannot write {}: {e}", a.output.display()));
+    // writable? (checked without leaving a file: nothing is written before the model loaded)
+    let existed = a.output.exists();
+    match std::fs::File::create(&a.output) {
+        Err(e) => fail(format!("cannot write {}: {e}", a.output.display())),
+        Ok(_) if !existed => {
+            let _ = std::fs::remove_file(&a.output);
+        }
+        Ok(_) => {}
     }
     gst::init().unwrap_or_else(|e| fail(e));
     gstmstgansr::plugin_register_static().unwrap_or_else(|e| fail(e));
+    for (prop, value) in [("execution-provider", &a.provider), ("variant", &a.variant)] {
+        cli::check_enum(prop, value).unwrap_or_else(|e| cli::usage_error(USAGE, e));
+    }
+    // the model and provider are loaded once here, so their errors come before any file is written
+    let scale = a.scale.to_string();
+    let mut props = vec![
+        ("scale", scale.as_str()),
+        ("execution-provider", a.provider.as_str()),
+        ("variant", a.variant.as_str()),
+    ];
+    if let Some(m) = &a.model {
+        props.push(("model-location", m.as_str()));
+    }
+    if let Err(e) = cli::preflight(&props) {
+        fail(e);
+    }
 
     let pipeline = gst::Pipeline::new();
-    let make = |f: &str| {
-        gst::ElementFactory::make(f).build().unwrap_or_else(|_| {
-            fail(format!(
-                "GStreamer element {f} is missing: install the gstreamer1.0-plugins-* packages"
-            ))
-        })
-    };
-    let src = make("filesrc");
+    let make_or_fail = |f: &str| make(f).unwrap_or_else(|e| fail(e));
+    let src = make_or_fail("filesrc");
     src.set_property(
         "location",
         a.input
             .to_str()
             .unwrap_or_else(|| fail("input path is not UTF-8")),
     );
-    let parse = make("parsebin");
-    let mux = make("mp4mux");
+    let parse = make_or_fail("parsebin");
+    let mux = make_or_fail("mp4mux");
     // a fragmented-safe, seekable file even if interrupted: moov at the end, written on EOS
-    let sink = make("filesink");
+    let sink = make_or_fail("filesink");
     sink.set_property(
         "location",
         a.output
@@ -177,138 +218,140 @@ fn main() {
             let Some(pipeline) = pipeline_weak.upgrade() else {
                 return;
             };
-            let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-            let name = caps
-                .structure(0)
-                .map(|s| s.name().to_string())
-                .unwrap_or_default();
-            let chain: Vec<gst::Element> = if name.starts_with("video/") {
-                if have_video.swap(true, Ordering::SeqCst) {
-                    eprintln!("note: ignoring extra video stream {name}");
-                    return;
-                }
-                let sr = gst::ElementFactory::make("mstgansr")
-                    .property("scale", scale)
-                    .property_from_str("execution-provider", &provider)
-                    .property_from_str("variant", &variant)
-                    .build()
-                    .unwrap();
-                if let Some(m) = &model {
-                    sr.set_property("model-location", m);
-                }
-                let enc = gst::ElementFactory::make("x264enc")
-                    .property_from_str("pass", "qual")
-                    .property("quantizer", quantizer)
-                    .property_from_str("speed-preset", "medium")
-                    .build()
-                    .unwrap();
-                let sr_src = sr.static_pad("src").unwrap();
-                let frames = frames.clone();
-                sr_src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                    frames.fetch_add(1, Ordering::Relaxed);
-                    gst::PadProbeReturn::Ok
-                });
-                if let Some(s) = caps.structure(0)
-                    && let Ok(f) = s.get::<gst::Fraction>("framerate")
-                {
-                    *fps_guess.lock().unwrap() = Some(f);
-                }
-                // what the encoder gets and makes: set once the decoder says its bit depth
-                let raw = gst::ElementFactory::make("capsfilter").build().unwrap();
-                let coded = gst::ElementFactory::make("capsfilter").build().unwrap();
-                set_encoding(&raw, &coded, false, chroma444);
-                let decode = gst::ElementFactory::make("decodebin").build().unwrap();
-                let (raw2, coded2) = (raw.clone(), coded.clone());
-                decode.connect_pad_added(move |_, p| {
-                    let deep = p
-                        .current_caps()
-                        .and_then(|c| {
-                            c.structure(0)?
-                                .get::<&str>("format")
-                                .ok()
-                                .map(gst_video::VideoFormat::from_string)
-                        })
-                        .map(|f| gst_video::VideoFormatInfo::from_format(f).depth()[0] > 8)
-                        .unwrap_or(false);
-                    set_encoding(&raw2, &coded2, deep, chroma444);
-                });
-                [decode]
-                    .into_iter()
-                    .chain(
-                        ["videoconvert", "queue"]
-                            .iter()
-                            .map(|f| gst::ElementFactory::make(f).build().unwrap()),
-                    )
-                    .chain([
+            // a stream that cannot be set up ends the run with an error on the bus (the
+            // element posts its own there first when it is the one that failed)
+            let link = || -> Result<(), String> {
+                let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+                let name = caps
+                    .structure(0)
+                    .map(|s| s.name().to_string())
+                    .unwrap_or_default();
+                let chain: Vec<gst::Element> = if name.starts_with("video/") {
+                    if have_video.swap(true, Ordering::SeqCst) {
+                        eprintln!("note: ignoring extra video stream {name}");
+                        return Ok(());
+                    }
+                    // provider and variant were checked against the element's enums in main
+                    let sr = gst::ElementFactory::make("mstgansr")
+                        .property("scale", scale)
+                        .property_from_str("execution-provider", &provider)
+                        .property_from_str("variant", &variant)
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    if let Some(m) = &model {
+                        sr.set_property("model-location", m);
+                    }
+                    let enc = make("x264enc")?;
+                    enc.set_property_from_str("pass", "qual");
+                    enc.set_property("quantizer", quantizer);
+                    enc.set_property_from_str("speed-preset", "medium");
+                    let sr_src = sr.static_pad("src").ok_or("mstgansr has no src pad")?;
+                    let frames = frames.clone();
+                    sr_src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                        frames.fetch_add(1, Ordering::Relaxed);
+                        gst::PadProbeReturn::Ok
+                    });
+                    if let Some(s) = caps.structure(0)
+                        && let Ok(f) = s.get::<gst::Fraction>("framerate")
+                    {
+                        *fps_guess.lock().unwrap() = Some(f);
+                    }
+                    // what the encoder gets and makes: set once the decoder says its bit depth
+                    let raw = make("capsfilter")?;
+                    let coded = make("capsfilter")?;
+                    set_encoding(&raw, &coded, false, chroma444);
+                    let decode = make("decodebin")?;
+                    let (raw2, coded2) = (raw.clone(), coded.clone());
+                    decode.connect_pad_added(move |_, p| {
+                        let deep = p
+                            .current_caps()
+                            .and_then(|c| {
+                                c.structure(0)?
+                                    .get::<&str>("format")
+                                    .ok()
+                                    .map(gst_video::VideoFormat::from_string)
+                            })
+                            .map(|f| gst_video::VideoFormatInfo::from_format(f).depth()[0] > 8)
+                            .unwrap_or(false);
+                        set_encoding(&raw2, &coded2, deep, chroma444);
+                    });
+                    vec![
+                        decode,
+                        make("videoconvert")?,
+                        make("queue")?,
                         sr,
-                        gst::ElementFactory::make("queue").build().unwrap(),
-                        gst::ElementFactory::make("videoconvert").build().unwrap(),
+                        make("queue")?,
+                        make("videoconvert")?,
                         raw,
                         enc,
                         coded,
-                        gst::ElementFactory::make("h264parse").build().unwrap(),
-                    ])
-                    .collect()
-            } else if name.starts_with("audio/") {
-                // the muxer waits for video that the encoder's lookahead holds back for seconds:
-                // audio (small) must be able to wait that long without blocking the demuxer
-                let audio_queue = gst::ElementFactory::make("queue")
-                    .property("max-size-time", 0u64)
-                    .property("max-size-buffers", 0u32)
-                    .property("max-size-bytes", 64u32 << 20)
-                    .build()
-                    .unwrap();
-                if mp4_takes(&caps) {
-                    vec![audio_queue]
+                        make("h264parse")?,
+                    ]
+                } else if name.starts_with("audio/") {
+                    // the muxer waits for video that the encoder's lookahead holds back for seconds:
+                    // audio (small) must be able to wait that long without blocking the demuxer
+                    let audio_queue = make("queue")?;
+                    audio_queue.set_property("max-size-time", 0u64);
+                    audio_queue.set_property("max-size-buffers", 0u32);
+                    audio_queue.set_property("max-size-bytes", 64u32 << 20);
+                    if mp4_takes(&caps) {
+                        vec![audio_queue]
+                    } else {
+                        eprintln!(
+                            "note: MP4 cannot hold {name} as it is: re-encoding the audio to AAC"
+                        );
+                        let mut chain = vec![audio_queue];
+                        for f in ["decodebin", "audioconvert", "audioresample", "avenc_aac"] {
+                            chain.push(make(f)?);
+                        }
+                        chain
+                    }
                 } else {
-                    eprintln!(
-                        "note: MP4 cannot hold {name} as it is: re-encoding the audio to AAC"
-                    );
-                    std::iter::once(audio_queue)
-                        .chain(
-                            ["decodebin", "audioconvert", "audioresample", "avenc_aac"]
-                                .iter()
-                                .map(|f| {
-                                    gst::ElementFactory::make(f)
-                                        .build()
-                                        .unwrap_or_else(|_| fail(format!("element {f} missing")))
-                                }),
-                        )
-                        .collect()
+                    eprintln!("note: dropping stream {name}");
+                    return Ok(());
+                };
+                pipeline.add_many(&chain).map_err(|e| e.to_string())?;
+                // decodebin links its src pad later
+                for pair in chain.windows(2) {
+                    if pair[0].factory().map(|f| f.name()) == Some("decodebin".into()) {
+                        let next = pair[1].clone();
+                        pair[0].connect_pad_added(move |_, p| {
+                            if let Some(sink) = next.static_pad("sink") {
+                                let _ = p.link(&sink);
+                            }
+                        });
+                    } else {
+                        pair[0].link(&pair[1]).map_err(|e| e.to_string())?;
+                    }
                 }
-            } else {
-                eprintln!("note: dropping stream {name}");
-                return;
+                let last = chain.last().ok_or("empty chain")?;
+                let mux_pad = mux
+                    .request_pad_simple(if name.starts_with("video/") {
+                        "video_%u"
+                    } else {
+                        "audio_%u"
+                    })
+                    .ok_or(format!("mp4mux refused {name}"))?;
+                last.static_pad("src")
+                    .ok_or("no src pad")?
+                    .link(&mux_pad)
+                    .map_err(|e| format!("linking {name} into mp4mux: {e:?}"))?;
+                for e in &chain {
+                    // a failing element (mstgansr with a bad model, say) has posted why on the bus
+                    e.sync_state_with_parent()
+                        .map_err(|_| format!("{} could not start", e.name()))?;
+                }
+                pad.link(&chain[0].static_pad("sink").ok_or("no sink pad")?)
+                    .map_err(|e| format!("linking {name}: {e:?}"))?;
+                Ok(())
             };
-            pipeline.add_many(&chain).unwrap();
-            // decodebin links its src pad later
-            for pair in chain.windows(2) {
-                if pair[0].factory().map(|f| f.name()) == Some("decodebin".into()) {
-                    let next = pair[1].clone();
-                    pair[0].connect_pad_added(move |_, p| {
-                        let _ = p.link(&next.static_pad("sink").unwrap());
-                    });
-                } else {
-                    pair[0].link(&pair[1]).unwrap();
-                }
+            if let Err(e) = link() {
+                let _ = pipeline.post_message(
+                    gst::message::Error::builder(gst::CoreError::Failed, &e)
+                        .src(&pipeline)
+                        .build(),
+                );
             }
-            let last = chain.last().unwrap();
-            let mux_pad = mux
-                .request_pad_simple(if name.starts_with("video/") {
-                    "video_%u"
-                } else {
-                    "audio_%u"
-                })
-                .unwrap_or_else(|| fail(format!("mp4mux refused {name}")));
-            last.static_pad("src")
-                .unwrap()
-                .link(&mux_pad)
-                .unwrap_or_else(|e| fail(format!("linking {name} into mp4mux: {e:?}")));
-            for e in &chain {
-                e.sync_state_with_parent().unwrap();
-            }
-            pad.link(&chain[0].static_pad("sink").unwrap())
-                .unwrap_or_else(|e| fail(format!("linking {name}: {e:?}")));
         });
     }
 
@@ -339,6 +382,7 @@ fn main() {
                 _ => String::new(),
             })
             .unwrap_or_default();
+        let _ = std::fs::remove_file(&a.output);
         fail(format!("could not start: {e} {msg}"));
     }
     let bus = pipeline.bus().unwrap();
@@ -411,9 +455,14 @@ fn main() {
                 }
             );
             if !have_video.load(Ordering::SeqCst) {
+                let _ = std::fs::remove_file(&a.output);
                 fail(format!("{} has no video stream", a.input.display()));
             }
         }
-        Err(e) => fail(format!("\n{}: {e}", a.input.display())),
+        Err(e) => {
+            // nothing playable was written: leave no file that looks like a result
+            let _ = std::fs::remove_file(&a.output);
+            fail(format!("\n{}: {e}", a.input.display()))
+        }
     }
 }

@@ -1,18 +1,59 @@
 #!/usr/bin/env bash
-# Installs everything mstgansr needs on a fresh Debian 12 machine: GStreamer (apt),
-# a Python venv at .venv (torch, onnxruntime, ...), and exports nothing: source
-# scripts/env.sh afterwards (the Makefile does).
-#   --train   also the still photos that training mixes in (Debian wallpaper packages, ~160 MB)
-#             and opencv-doc (box/cup clips, ~95 MB; see models/mstgan/data/videodata.py)
+# Installs what mstgansr needs on a fresh Debian 12 machine: GStreamer (apt) and a Python venv at
+# .venv. It exports nothing: the Makefile sets GST_PLUGIN_PATH and MSTGANSR_MODEL_DIR for its
+# targets; by hand, `export GST_PLUGIN_PATH=$PWD/target/release MSTGANSR_MODEL_DIR=$PWD/models`.
+#   (none)    everything the tests and the model tools need (torch, onnxruntime, OpenVINO, ...)
+#   --demo    only what the demo runs: GStreamer and onnxruntime (no torch)
+#   --train   everything, and the still photos that training mixes in (Debian wallpaper
+#             packages, ~160 MB) and opencv-doc (box/cup clips, ~95 MB; see models/mstgan/data/videodata.py)
+#   --check   only check the prerequisites that setup cannot install itself, and say what is missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE=${1:-}
+RUST_MIN=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+
+# what apt cannot give at the right version, or what setup itself runs with: named, with the fix
+check_prerequisites() {
+  local missing=()
+  if ! command -v cargo >/dev/null 2>&1 || ! command -v rustc >/dev/null 2>&1; then
+    missing+=("Rust >= $RUST_MIN (cargo, rustc): install rustup (https://rustup.rs; Debian 12's own rustc is too old), then 'rustup default stable'")
+  else
+    local have
+    have=$(rustc --version | awk '{print $2}')
+    if [ "$(printf '%s\n%s\n' "$RUST_MIN" "$have" | sort -V | head -1)" != "$RUST_MIN" ]; then
+      missing+=("Rust >= $RUST_MIN (found rustc $have): 'rustup update stable'")
+    fi
+  fi
+  if ! command -v cc >/dev/null 2>&1; then
+    missing+=("a C toolchain (cc) for the crates that build C: 'apt-get install build-essential'")
+  fi
+  local py=${PYTHON:-python3}
+  if ! command -v "$py" >/dev/null 2>&1; then
+    missing+=("Python 3.10 or newer ($py): 'apt-get install python3'")
+  elif ! "$py" -c "import ensurepip, venv" >/dev/null 2>&1; then
+    missing+=("Python's venv module ($py -m venv): 'apt-get install python3-venv'")
+  fi
+  if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+    missing+=("Debian's apt and dpkg: this script installs GStreamer with apt (Debian 12 or Ubuntu)")
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: missing prerequisites:" >&2
+    printf '  - %s\n' "${missing[@]}" >&2
+    return 1
+  fi
+}
+check_prerequisites
+if [ "$MODE" = "--check" ]; then
+  echo "setup: prerequisites ok"
+  exit 0
+fi
 
 APT_PKGS=(time libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base-apps
   pkg-config meson ninja-build)
-if [ "${1:-}" = "--train" ]; then
+if [ "$MODE" = "--train" ]; then
   # keep in step with PHOTO_PACKAGES in models/mstgan/data/clips.py
   APT_PKGS+=(lomiri-wallpapers-16.04 mate-backgrounds plasma-workspace-wallpapers opencv-doc)
 fi
@@ -30,6 +71,14 @@ fi
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
+fi
+if [ "$MODE" = "--demo" ]; then
+  # the demo runs the plugin only: onnxruntime (the element loads its library), not torch
+  if ! .venv/bin/python -c "import onnxruntime" 2>/dev/null; then
+    .venv/bin/python -m pip install -q "$(grep '^onnxruntime==' models/requirements.txt)"
+  fi
+  echo "setup: ok (demo: GStreamer and onnxruntime)"
+  exit 0
 fi
 stamp=.venv/.requirements-installed
 if [ ! -f "$stamp" ] || ! cmp -s models/requirements.txt "$stamp"; then

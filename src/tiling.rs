@@ -35,6 +35,52 @@ impl Tile {
 /// Vid4 city: up to 41/255 with unaligned tiles, 1/255 aligned).
 pub const ALIGN: usize = 8;
 
+/// The smallest tile interior: below it a tile is mostly context and the frame takes many times
+/// longer (tile-size=1 ran 15x slower than the whole frame at 320x240).
+pub const MIN_TILE: usize = 32;
+/// The most context a tile can use: twice the automatic overlap, which already keeps tiled output
+/// within 1/255 of untiled; more only grows every tile towards the whole frame.
+pub const MAX_OVERLAP: usize = 64;
+
+/// Tile size and overlap as they will be used (0 stays 0: automatic), with a note for each value
+/// that had to change so the element can say so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounded {
+    pub tile: usize,
+    pub overlap: usize,
+    pub notes: Vec<String>,
+}
+
+/// Bounds `tile-size` and `tile-overlap` to what the network can use and the grid allows.
+pub fn bounded(tile: usize, overlap: usize) -> Bounded {
+    let mut notes = vec![];
+    let tile = match tile {
+        0 => 0,
+        t if t < MIN_TILE => {
+            notes.push(format!(
+                "tile-size={t} is below the smallest useful tile: using {MIN_TILE}"
+            ));
+            MIN_TILE
+        }
+        t => t,
+    };
+    let overlap = match overlap {
+        0 => 0,
+        o if o > MAX_OVERLAP => {
+            notes.push(format!(
+                "tile-overlap={o} is more context than the network uses: using {MAX_OVERLAP}"
+            ));
+            MAX_OVERLAP
+        }
+        o => o.div_ceil(ALIGN) * ALIGN,
+    };
+    Bounded {
+        tile,
+        overlap,
+        notes,
+    }
+}
+
 /// Boundaries of `count` near-equal spans covering `0..n`, inner ones on the [`ALIGN`] grid.
 fn spans(n: usize, count: usize) -> Vec<(usize, usize)> {
     let cut = |i: usize| {
@@ -163,6 +209,24 @@ mod tests {
             }
             assert!(hits.iter().all(|&n| n == 1), "{w}x{h} tile {t}");
         }
+    }
+
+    #[test]
+    fn tile_and_overlap_are_bounded_with_a_note() {
+        assert_eq!(
+            bounded(0, 0),
+            Bounded {
+                tile: 0,
+                overlap: 0,
+                notes: vec![]
+            }
+        );
+        let b = bounded(1, 100_000);
+        assert_eq!((b.tile, b.overlap), (MIN_TILE, MAX_OVERLAP));
+        assert_eq!(b.notes.len(), 2);
+        assert!(b.notes[0].contains("tile-size=1") && b.notes[1].contains("tile-overlap=100000"));
+        let b = bounded(100, 13);
+        assert_eq!((b.tile, b.overlap, b.notes.len()), (100, 16, 0));
     }
 
     #[test]

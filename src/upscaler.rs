@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::engine::{Engine, EngineError, FeatureCache, Features};
 use crate::memory;
 use crate::scenecut::SceneCutDetector;
+use crate::tiling::MIN_TILE;
 use crate::tiling::{self, Tile};
 use crate::window::FrameWindow;
 
@@ -123,7 +124,6 @@ pub const DEFAULT_OVERLAP: usize = 32;
 /// What automatic tiles let one inference use at most, so that large frames stay well inside
 /// ordinary machines (a 1080p x2 stream in about 2 GiB).
 pub const AUTO_INFERENCE_BYTES: u64 = 1 << 30;
-const MIN_TILE: usize = 32;
 
 /// What [`Upscaler::configure`] chose for a frame size.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,10 +240,11 @@ impl<M> Upscaler<M> {
         self.reset();
         let (t, s) = (self.window_len(), self.scale());
         let batch = limits.batch.max(1);
-        let overlap = if limits.overlap == 0 {
+        let bounded = tiling::bounded(limits.tile, limits.overlap);
+        let overlap = if bounded.overlap == 0 {
             DEFAULT_OVERLAP
         } else {
-            limits.overlap
+            bounded.overlap
         };
         let per_inference =
             |w: usize, h: usize| memory::estimated_bytes(w, h, t, s).saturating_mul(batch as u64);
@@ -268,8 +269,8 @@ impl<M> Upscaler<M> {
             ));
         }
         let room = limits.memory - fixed;
-        let tile = if limits.tile > 0 {
-            limits.tile
+        let tile = if bounded.tile > 0 {
+            bounded.tile
         } else {
             let budget = AUTO_INFERENCE_BYTES.min(room);
             tiling::auto_tile(width, height, overlap, MIN_TILE, budget, per_inference).ok_or_else(

@@ -243,6 +243,102 @@ fn upscale_file_errors_are_clear() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot write /nonexistent-dir/out.mp4"));
+    // element-level mistakes: the element's words, a non-zero exit, no output file left behind
+    let out = tmp("never-written.mp4");
+    for (args, code, says) in [
+        (vec!["--scale", "5"], 2, "--scale must be 2, 3 or 4, not 5"),
+        (vec!["--variant", "bogus"], 2, "variant must be one of"),
+        (
+            vec!["--provider", "bogus"],
+            2,
+            "execution-provider must be one of",
+        ),
+        (
+            vec!["--model", "/nonexistent/model.onnx"],
+            1,
+            "model file /nonexistent/model.onnx does not exist",
+        ),
+        (
+            vec!["--provider", "cuda"],
+            1,
+            "execution provider cuda is not available",
+        ),
+        (
+            vec!["--scale", "3", "--variant", "fast"],
+            1,
+            "no bundled x3 fast model",
+        ),
+    ] {
+        let o = Command::new(example("upscale_file"))
+            .args([input.to_str().unwrap(), out.to_str().unwrap()])
+            .args(&args)
+            .env(
+                "MSTGANSR_MODEL_DIR",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
+            )
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?} left {}", out.display());
+    }
+}
+
+#[test]
+fn every_example_answers_help() {
+    for name in [
+        "upscale_file",
+        "rtsp_relay",
+        "rtsp_test_source",
+        "embed_app",
+        "bench",
+        "live_bench",
+        "convert_bench",
+    ] {
+        let o = Command::new(example(name)).arg("--help").output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{name} --help: {text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            text.starts_with(&format!("usage: {name}")),
+            "{name}: {text}"
+        );
+        // and a mistake is an error that names it, not a panic
+        let o = Command::new(example(name))
+            .args(["--bogus", "1"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.contains("--bogus") && !err.contains("panicked"),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn rtsp_relay_stops_at_once_on_a_model_mistake() {
+    let o = Command::new(example("rtsp_relay"))
+        .args([
+            "--source",
+            "rtsp://127.0.0.1:9/cam",
+            "--model",
+            "/nonexistent/model.onnx",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("model file /nonexistent/model.onnx does not exist"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -475,4 +571,181 @@ fn rtsp_relay_recovers_when_the_camera_comes_back() {
         .expect("camera frames after the camera came back");
     assert_eq!((f.0, f.1), (320, 240));
     p.set_state(gst::State::Null).unwrap();
+}
+
+// ---- the README's gst-launch recipes --------------------------------------------------------------
+
+/// The `gst-launch-1.0` command lines of the README's recipes block, continuation lines joined.
+fn readme_recipes() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block = readme
+        .split("## gst-launch recipes")
+        .nth(1)
+        .and_then(|r| r.split("```sh").nth(1))
+        .and_then(|r| r.split("```").next())
+        .expect("README has a gst-launch recipes block");
+    let mut out = vec![];
+    let mut cur = String::new();
+    for line in block.lines() {
+        let l = line.trim();
+        if cur.is_empty() && !l.starts_with("gst-launch-1.0") {
+            continue;
+        }
+        cur.push_str(l.trim_end_matches('\\'));
+        cur.push(' ');
+        if !l.ends_with('\\') {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    out
+}
+
+/// gst-launch-1.0 with the built plugin and the bundled models, as the README's `export` sets up.
+fn recipe_command(recipe: &str) -> Command {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let plugins = example("upscale_file")
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let mut c = Command::new("gst-launch-1.0");
+    c.args(recipe.split_whitespace().skip(1))
+        .env("GST_PLUGIN_PATH", plugins)
+        .env("MSTGANSR_MODEL_DIR", root.join("models"))
+        .env(
+            "GST_REGISTRY",
+            std::env::temp_dir().join(format!("mstgansr-readme-{}.bin", std::process::id())),
+        );
+    c
+}
+
+fn run_recipe(recipe: &str, secs: u64) -> String {
+    let mut child = recipe_command(recipe)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(secs) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let finished = child.try_wait().unwrap().is_some();
+    if !finished {
+        let _ = child.kill();
+    }
+    let o = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!text.contains("ERROR"), "recipe failed:\n{recipe}\n{text}");
+    if finished {
+        assert!(o.status.success(), "recipe failed:\n{recipe}\n{text}");
+    }
+    text
+}
+
+#[test]
+fn readme_recipes_run_as_written() {
+    let recipes = readme_recipes();
+    assert_eq!(recipes.len(), 5, "{recipes:#?}");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/tennis-214x120.mp4");
+    let with_audio = av_input("recipe-av.mp4", 10, 48, 32);
+    let png_in = tmp("recipe-png-in");
+    let png_out = tmp("recipe-png-out");
+    std::fs::create_dir_all(&png_in).unwrap();
+    std::fs::create_dir_all(&png_out).unwrap();
+    gst_launch(&format!(
+        "videotestsrc num-buffers=6 pattern=ball ! video/x-raw,width=40,height=32 ! videoconvert ! pngenc ! \
+         multifilesink location={}/%05d.png",
+        png_in.display()
+    ));
+    let port = free_port();
+    let _camera = source(port);
+    for recipe in &recipes {
+        let out = tmp("recipe-out.mp4");
+        let _ = std::fs::remove_file(&out);
+        // only what the recipe says it needs is put in: inputs, outputs, devices
+        let r = recipe
+            .replace("location=in.mp4", &format!("location={}", sample.display()))
+            .replace(
+                "location=in-with-audio.mp4",
+                &format!("location={}", with_audio.display()),
+            )
+            .replace("location=out.mp4", &format!("location={}", out.display()))
+            .replace("in/%05d.png", &format!("{}/%05d.png", png_in.display()))
+            .replace("out/%05d.png", &format!("{}/%05d.png", png_out.display()))
+            .replace("v4l2src", "videotestsrc is-live=true num-buffers=40")
+            .replace(
+                "rtsp://camera/stream",
+                &format!("rtsp://127.0.0.1:{port}/cam"),
+            )
+            // a display that prints a line per frame it shows, on time
+            .replace("autovideosink", "checksumsink sync=true");
+        if recipe.contains(".mp4") {
+            run_recipe(&r, 240);
+            let (streams, frames) = probe_mp4(&out);
+            assert!(frames > 0, "{recipe}: {streams:?}");
+            let audio = streams.iter().any(|s| s.0.starts_with("audio/"));
+            assert_eq!(audio, recipe.contains("avenc_aac"), "{recipe}: {streams:?}");
+        } else if recipe.contains(".png") {
+            run_recipe(&r, 240);
+            assert_eq!(std::fs::read_dir(&png_out).unwrap().count(), 6, "{recipe}");
+        } else {
+            // live: frames reach the display
+            let text = run_recipe(&r, 25);
+            let shown = text.lines().filter(|l| l.starts_with("0:")).count();
+            assert!(shown >= 10, "{recipe}: {shown} frames shown\n{text}");
+        }
+    }
+}
+
+#[test]
+fn readme_file_recipe_ctrl_c_finishes_a_playable_file() {
+    let recipe = readme_recipes()
+        .into_iter()
+        .find(|r| r.contains("location=in.mp4"))
+        .expect("the file recipe");
+    let input = av_input("recipe-long.mp4", 3000, 64, 48);
+    // video only, as the recipe is for: the sample clip is too short to interrupt
+    let video_only = tmp("recipe-long-video.mp4");
+    gst_launch(&format!(
+        "filesrc location={} ! qtdemux ! video/x-h264 ! h264parse ! mp4mux ! filesink location={}",
+        input.display(),
+        video_only.display()
+    ));
+    let out = tmp("recipe-interrupted.mp4");
+    let r = recipe
+        .replace(
+            "location=in.mp4",
+            &format!("location={}", video_only.display()),
+        )
+        .replace("location=out.mp4", &format!("location={}", out.display()));
+    let mut child = recipe_command(&r)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let done = child.try_wait().unwrap().is_some();
+    let _ = child.kill();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        done,
+        "Ctrl-C did not finish within 60 s: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let (_, frames) = probe_mp4(&out);
+    assert!(frames > 0 && frames < 3000, "{frames} frames");
 }

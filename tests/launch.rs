@@ -177,3 +177,78 @@ fn absent_onnxruntime_says_how_to_install_it() {
         "{text}"
     );
 }
+
+/// stdout + stderr of a short gst-launch-1.0 run of the x2 fixture on 64x48 test frames with
+/// `props` (which must succeed).
+fn launch_with(props: &str) -> String {
+    let mut args: Vec<String> = "videotestsrc num-buffers=3 ! video/x-raw,width=64,height=48 ! videoconvert ! mstgansr scale=2"
+        .split(' ')
+        .map(String::from)
+        .collect();
+    args.push(format!("model-location={}", fixture("fixture-x2-t5.onnx")));
+    args.extend(props.split_whitespace().map(String::from));
+    args.extend(["!", "fakesink"].map(String::from));
+    run_ok(gst("gst-launch-1.0").args(&args))
+}
+
+#[test]
+fn threads_beyond_the_cores_are_capped_with_a_warning() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let text = launch_with(&format!("threads={}", cores + 62));
+    assert!(
+        text.contains(&format!(
+            "threads={} is more than the {cores} core(s) available: using {cores}",
+            cores + 62
+        )),
+        "{text}"
+    );
+    // the biggest value the property takes is capped too, not blamed on the model
+    let text = launch_with("threads=2147483647");
+    assert!(text.contains("using"), "{text}");
+    assert!(!text.contains("bad_alloc"), "{text}");
+}
+
+#[test]
+fn tile_size_and_overlap_are_bounded_with_a_warning() {
+    let text = launch_with("tile-size=1 tile-overlap=100000");
+    assert!(
+        text.contains("tile-size=1 is below the smallest useful tile: using 32"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tile-overlap=100000 is more context than the network uses: using 64"),
+        "{text}"
+    );
+}
+
+#[test]
+fn overlap_default_is_documented_as_used() {
+    let text = run_ok(gst("gst-inspect-1.0").arg("mstgansr"));
+    let blurb = text
+        .split("tile-overlap")
+        .nth(1)
+        .expect("tile-overlap listed");
+    assert!(blurb.contains("0 = automatic, 32"), "{blurb}");
+    assert_eq!(gstmstgansr::upscaler::DEFAULT_OVERLAP, 32);
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(
+        readme.contains("0 = 32"),
+        "README's property table says the default"
+    );
+}
+
+#[test]
+fn a_cpu_only_machine_gets_information_not_a_warning() {
+    if gstmstgansr::engine::gpu_present() {
+        return;
+    }
+    let text = launch_with("execution-provider=auto");
+    assert!(!text.contains("WARNING"), "{text}");
+    assert_eq!(
+        text.matches("execution-provider=auto runs on the CPU provider")
+            .count(),
+        1,
+        "{text}"
+    );
+}

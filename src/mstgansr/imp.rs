@@ -864,7 +864,10 @@ impl ObjectImpl for MstGanSr {
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Threads")
-                    .blurb("CPU threads onnxruntime may use per inference (0 = one per core)")
+                    .blurb(
+                        "CPU threads onnxruntime may use per inference (0 = one per core; more \
+                         than the cores available are capped to them, with a warning)",
+                    )
                     .default_value(d.threads)
                     .mutable_ready()
                     .build(),
@@ -900,8 +903,8 @@ impl ObjectImpl for MstGanSr {
                 glib::ParamSpecUInt::builder("tile-overlap")
                     .nick("Tile overlap")
                     .blurb(
-                        "Input pixels of context around each tile, cut off after inference so \
-                         tiles meet without seams (0 = automatic, 16)",
+                        "Input pixels of context around each tile (rounded up to 8, at most 64), \
+                         cut off after inference so tiles meet without seams (0 = automatic, 32)",
                     )
                     .default_value(d.tile_overlap)
                     .mutable_ready()
@@ -1129,6 +1132,19 @@ impl BaseTransformImpl for MstGanSr {
                 ["set model-location to a trained model or install the bundled models"]
             );
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = settings.threads as usize;
+        let threads = if threads > cores {
+            // more threads than cores only makes onnxruntime's workers wait on each other
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                ("threads={threads} is more than the {cores} core(s) available: using {cores}")
+            );
+            cores
+        } else {
+            threads
+        };
         let cfg = EngineConfig {
             model_path: model_path.clone(),
             scale: settings.scale,
@@ -1136,7 +1152,7 @@ impl BaseTransformImpl for MstGanSr {
             device_id: settings.device_id,
             precision: settings.precision.into(),
             engine_cache_dir: settings.engine_cache_dir.as_ref().map(PathBuf::from),
-            threads: settings.threads as usize,
+            threads,
             feature_cache: settings.feature_cache,
         };
         let engine = Engine::new(&cfg).map_err(|e| {
@@ -1167,12 +1183,25 @@ impl BaseTransformImpl for MstGanSr {
                 .iter()
                 .map(|(p, r)| format!("{p}: {r}"))
                 .collect();
-            gst::element_imp_warning!(
-                self,
-                gst::LibraryError::Init,
-                ("execution-provider=auto fell back to CPU: no GPU provider could be used"),
-                ["{}", why.join("; ")]
-            );
+            if crate::engine::gpu_present() {
+                gst::element_imp_warning!(
+                    self,
+                    gst::LibraryError::Init,
+                    ("execution-provider=auto fell back to CPU: a GPU is present but no GPU provider could be used"),
+                    ["{}", why.join("; ")]
+                );
+            } else {
+                // the normal case on a machine without a GPU: say what runs, not a warning
+                gst::element_imp_info!(
+                    self,
+                    gst::LibraryError::Init,
+                    ("running on the CPU provider (no NVIDIA GPU here, no OpenVINO build loaded)"),
+                    [
+                        "execution-provider=auto runs on the CPU provider: {}",
+                        why.join("; ")
+                    ]
+                );
+            }
         }
         let info = engine.info().clone();
         gst::info!(
@@ -1323,6 +1352,12 @@ impl BaseTransformImpl for MstGanSr {
                 return Err(gst::loggable_error!(CAT, "frames too large for memory"));
             }
         };
+        for note in
+            crate::tiling::bounded(settings.tile_size as usize, settings.tile_overlap as usize)
+                .notes
+        {
+            gst::element_imp_warning!(self, gst::ResourceError::Settings, ("{note}"));
+        }
         gst::info!(
             CAT,
             imp = self,
@@ -1493,7 +1528,9 @@ impl BaseTransformImpl for MstGanSr {
                 if interlaced
                     && !std::mem::replace(&mut *self.interlace_warned.lock().unwrap(), true)
                 {
-                    gst::element_imp_warning!(
+                    // an error, so that it is what gst-launch and applications report, not the
+                    // demuxer's not-negotiated that follows
+                    gst::element_imp_error!(
                         self,
                         gst::StreamError::Format,
                         ("interlaced video is not supported: put deinterlace before mstgansr"),

@@ -40,7 +40,7 @@ DEFAULTS = {
     "w_temporal": 0.5, "temporal_ramp_steps": 2000, "w_flow_consistency": 0.01, "w_adv": 5e-3,
     "n_out": 3, "instance_noise": 0.1, "instance_noise_steps": 5000,
     "val_every": 500, "log_every": 50, "ckpt_every": 500, "select_by": "psnr",
-    "init_from": None, "val_hr_crop": 192, "val_per_seq": 3,
+    "init_from": None, "init_flow_from": None, "val_hr_crop": 192, "val_per_seq": 3,
     "divergence_db": 3.0, "divergence_patience": 3, "datapack": None,
     "photo_share": 0.0, "photo_clips": 12, "device_sampler": False,
     "degradation": "bi", "real_versions": 2, "real_val_qp": 28,
@@ -205,6 +205,14 @@ class Trainer:
         if self.stage2 and "D" in st:
             self.D.load_state_dict(st["D"])
             self.opt_d.load_state_dict(st["opt_d"])
+
+    def init_flow(self, path: Path) -> None:
+        """Starts the flow network from a pre-trained one (:mod:`mstgan.training.flow_pretrain`)."""
+        st = torch.load(path, map_location=self.device, weights_only=False)
+        if self.G.flow is None:
+            raise ValueError(f"init_flow_from={path} but this generator has no flow network")
+        self.G.flow.load_state_dict(st["flow"])
+        self.ema.flow.load_state_dict(st["flow"])
 
     def init_generator(self, path: Path) -> list[str]:
         """Starts from another checkpoint's EMA generator: stage 2 from stage 1, or another scale
@@ -421,6 +429,9 @@ def main(argv=None) -> int:
     elif opt.get("init_from"):
         fresh = trainer.init_generator(Path(opt["init_from"]))
         print(f"initialised generator from {opt['init_from']} (fresh: {', '.join(fresh) or 'none'})", flush=True)
+    if not (resume and resume.exists()) and opt.get("init_flow_from"):
+        trainer.init_flow(Path(opt["init_flow_from"]))
+        print(f"flow network from {opt['init_flow_from']}", flush=True)
     try:
         best = trainer.fit(args.max_minutes, args.max_steps, args.anneal_in_time)
     except TrainingDiverged as e:
