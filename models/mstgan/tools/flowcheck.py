@@ -5,7 +5,10 @@ the PSNR of the warped neighbour against the centre, on the held-out videos' LR 
 border is left out: what enters the frame there cannot be warped in from anywhere). A diagnostic,
 not a selection metric.
 
-    python -m mstgan.tools.flowcheck checkpoints/x4_t7_stage1.pt
+    python -m mstgan.tools.flowcheck checkpoints/x4_t7_stage1.pt [more.pt ...]
+
+A checkpoint is a training checkpoint (the generator's flow) or a pre-trained flow network
+(``flow.pt`` of :mod:`mstgan.training.flow_pretrain`); several are compared side by side.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 import torch
 
 from mstgan.data import clips as D
-from mstgan.archs.mstgan_arch import flow_warp
+from mstgan.archs.mstgan_arch import PyramidFlow, flow_warp
 from mstgan.deploy.export import load_generator
 from mstgan.metrics.video_metrics import FARNEBACK
 
@@ -53,15 +56,31 @@ def warp_scores(lr: np.ndarray, flows: dict[str, FlowFn], distances=(1, 2, 3), s
     return {k: float(np.mean(v)) for k, v in scores.items()}
 
 
+def load_flow(path: str) -> tuple[FlowFn, int]:
+    """The flow function of a checkpoint (finest level) and the scale its LR frames are for."""
+    st = torch.load(path, map_location="cpu", weights_only=False)
+    if "flow" in st and "options" not in st:
+        net = PyramidFlow(st["flow_ch"])
+        net.load_state_dict(st["flow"])
+        net.eval()
+        return (lambda r, n: net(r, n)[0]), st["scale"]
+    g, st = load_generator(path)
+    return (lambda r, n: g.flow(r, n)[0]), st["options"]["scale"]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint")
+    ap.add_argument("checkpoints", nargs="+")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    g, st = load_generator(args.checkpoint)
-    seqs = D.build_sequences(D.default_train_root(), list(D.VAL_SEQUENCES), st["options"]["scale"], jitter=False)
-    flows = {"none": zero, "farneback": farneback, "generator": lambda r, n: g.flow(r, n)[0]}
+    nets = [load_flow(c) for c in args.checkpoints]
+    if len({s for _, s in nets}) > 1:
+        raise SystemExit("the checkpoints are for different scales: compare one scale at a time")
+    seqs = D.build_sequences(D.default_train_root(), list(D.VAL_SEQUENCES), nets[0][1], jitter=False)
+    flows: dict[str, FlowFn] = {"none": zero, "farneback": farneback}
+    for c, (fn, _) in zip(args.checkpoints, nets):
+        flows[c if len(nets) > 1 else "generator"] = fn
     print("| held-out sequence | distance | " + " | ".join(flows) + " |")
     print("|---|---|" + "---|" * len(flows))
     for s in seqs:

@@ -219,7 +219,7 @@ def main(argv=None) -> int:
         optim.step()
         step += 1
         for k, v in losses.items():
-            acc.setdefault(k, []).append(float(v))
+            acc.setdefault(k, []).append(float(v.detach()))
         if step % args.val_every == 0 or step == args.steps:
             val_scores = validation_epe(net, val, max_d)
             row = {k: float(np.mean(v)) for k, v in acc.items()}
