@@ -35,9 +35,12 @@ impl Tile {
 /// Vid4 city: up to 41/255 with unaligned tiles, 1/255 aligned).
 pub const ALIGN: usize = 8;
 
-/// The smallest tile interior: below it a tile is mostly context and the frame takes many times
-/// longer (tile-size=1 ran 15x slower than the whole frame at 320x240).
+/// The smallest tile interior automatic tiling picks.
 pub const MIN_TILE: usize = 32;
+/// The smallest `tile-size` taken: two grid steps, 4 px at the network's coarsest level; below it
+/// a tile is mostly context and the frame takes many times longer (tile-size=1 ran 15x slower
+/// than the whole frame at 320x240).
+pub const MIN_TILE_SIZE: usize = 16;
 /// The most context a tile can use: twice the automatic overlap, which already keeps tiled output
 /// within 1/255 of untiled; more only grows every tile towards the whole frame.
 pub const MAX_OVERLAP: usize = 64;
@@ -56,11 +59,11 @@ pub fn bounded(tile: usize, overlap: usize) -> Bounded {
     let mut notes = vec![];
     let tile = match tile {
         0 => 0,
-        t if t < MIN_TILE => {
+        t if t < MIN_TILE_SIZE => {
             notes.push(format!(
-                "tile-size={t} is below the smallest useful tile: using {MIN_TILE}"
+                "tile-size={t} is below the smallest useful tile: using {MIN_TILE_SIZE}"
             ));
-            MIN_TILE
+            MIN_TILE_SIZE
         }
         t => t,
     };
@@ -222,7 +225,7 @@ mod tests {
             }
         );
         let b = bounded(1, 100_000);
-        assert_eq!((b.tile, b.overlap), (MIN_TILE, MAX_OVERLAP));
+        assert_eq!((b.tile, b.overlap), (MIN_TILE_SIZE, MAX_OVERLAP));
         assert_eq!(b.notes.len(), 2);
         assert!(b.notes[0].contains("tile-size=1") && b.notes[1].contains("tile-overlap=100000"));
         let b = bounded(100, 13);

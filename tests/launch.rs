@@ -212,7 +212,7 @@ fn threads_beyond_the_cores_are_capped_with_a_warning() {
 fn tile_size_and_overlap_are_bounded_with_a_warning() {
     let text = launch_with("tile-size=1 tile-overlap=100000");
     assert!(
-        text.contains("tile-size=1 is below the smallest useful tile: using 32"),
+        text.contains("tile-size=1 is below the smallest useful tile: using 16"),
         "{text}"
     );
     assert!(
