@@ -32,14 +32,14 @@ pub use runtime::find_library;
 pub use split::{FeatureCache, Features, split_paths};
 
 use providers::session_builder;
+use shaped::Graph;
+use split::SplitGraphs;
 
 /// Whether the CUDA driver reports a GPU: a CPU fallback is then worth a warning; without one
 /// it is the normal case.
 pub fn gpu_present() -> bool {
     cuda_devices().is_ok()
 }
-use shaped::Graph;
-use split::SplitGraphs;
 
 pub struct Engine {
     session: Graph,

@@ -137,7 +137,7 @@ def pretrain_loss(flows: list[torch.Tensor], teacher: torch.Tensor, ref: torch.T
 
 
 @torch.no_grad()
-def validation_epe(net: PyramidFlow, seqs: list[D.Sequence], max_distance: int, border: int = 8) -> dict:
+def validation_warp_psnr(net: PyramidFlow, seqs: list[D.Sequence], max_distance: int, border: int = 8) -> dict:
     """Mean photometric PSNR of the warped neighbour (RGB, [0, 1]) on the held-out clips' LR
     frames, per distance: the same measure as ``flowcheck``."""
     from mstgan.tools.flowcheck import warp_scores
@@ -221,7 +221,7 @@ def main(argv=None) -> int:
         for k, v in losses.items():
             acc.setdefault(k, []).append(float(v.detach()))
         if step % args.val_every == 0 or step == args.steps:
-            val_scores = validation_epe(net, val, max_d)
+            val_scores = validation_warp_psnr(net, val, max_d)
             row = {k: float(np.mean(v)) for k, v in acc.items()}
             acc = {}
             log.write(f"{step},{time.time() - start:.1f},{row['distil']:.5f},{row['photo']:.5f},{row['smooth']:.5f},"
