@@ -15,6 +15,7 @@
 //! everything (flush).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -162,6 +163,8 @@ pub struct Upscaler<M> {
     tile_out: Vec<f32>,
     crop: Vec<f32>,
     outputs: Vec<Vec<f32>>,
+    /// Tiles run, readable while a run is in progress (see [`Upscaler::with_progress`]).
+    tiles_done: Arc<AtomicU64>,
 }
 
 fn alloc(buf: &mut Vec<f32>, len: usize, what: &str, limits: &Limits) -> Result<(), EngineError> {
@@ -203,7 +206,15 @@ impl<M> Upscaler<M> {
             tile_out: Vec::new(),
             crop: Vec::new(),
             outputs: Vec::new(),
+            tiles_done: Arc::default(),
         }
+    }
+
+    /// Counts the tiles run into `counter`, which other threads read: a frame of many tiles
+    /// shows its progress before it is done.
+    pub fn with_progress(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.tiles_done = counter;
+        self
     }
 
     pub fn engine(&self) -> &Engine {
@@ -508,6 +519,7 @@ impl<M> Upscaler<M> {
             } else {
                 self.engine.run(&self.input, n, tile.w, tile.h, dst)?;
             }
+            self.tiles_done.fetch_add(1, Ordering::Relaxed);
             if direct {
                 continue;
             }

@@ -644,3 +644,76 @@ fn interlaced_input_is_refused_with_a_reason() {
         m.errors
     );
 }
+
+/// A pipeline upscaling 640x360 x4 in 64 px tiles with the trained model: about 60 tiles and
+/// seconds per frame on a CPU, so a stop or a flush lands inside the first frame.
+fn slow_tiled_pipeline() -> (gst::Pipeline, gst::Element) {
+    let p = gst::parse::launch(
+        "videotestsrc pattern=smpte num-buffers=4 ! video/x-raw,format=RGB,width=640,height=360,framerate=25/1 \
+         ! mstgansr name=sr scale=4 variant=fidelity tile-size=64 ! fakesink sync=false",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sr = p.by_name("sr").unwrap();
+    (p, sr)
+}
+
+fn wait_for_tiles(sr: &gst::Element, at_least: u64) {
+    let t = Instant::now();
+    while stat(sr, "tiles-done") < at_least {
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "no tile ran in 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn stopping_does_not_wait_for_the_frame_in_progress() {
+    init();
+    let (p, sr) = slow_tiled_pipeline();
+    p.set_state(gst::State::Playing).unwrap();
+    wait_for_tiles(&sr, 1);
+    let tiles = stat(&sr, "tiles");
+    assert!(
+        tiles >= 20,
+        "only {tiles} tiles per frame: the test needs a slow frame"
+    );
+    p.set_state(gst::State::Null).unwrap();
+    // stats outlive the stop: had the stop waited for the frame, all its tiles would be done
+    let done = stat(&sr, "tiles-done");
+    assert!(
+        done < tiles,
+        "{done} of the first frame's {tiles} tiles ran before the stop returned"
+    );
+    assert_eq!(stat(&sr, "frames-out"), 0);
+}
+
+#[test]
+fn a_flush_ends_the_frame_in_progress_and_the_stream_goes_on() {
+    init();
+    let (p, sr) = slow_tiled_pipeline();
+    let bus = p.bus().unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    wait_for_tiles(&sr, 1);
+    let tiles = stat(&sr, "tiles");
+    assert!(
+        p.seek_simple(gst::SeekFlags::FLUSH, gst::ClockTime::ZERO)
+            .is_ok()
+    );
+    // the seek returns once the flush has gone through: the streaming thread left the frame
+    let after_flush = stat(&sr, "tiles-done");
+    assert!(
+        after_flush < tiles,
+        "the flush waited for the frame: {after_flush} of {tiles} tiles done"
+    );
+    // inference runs again after FLUSH_STOP
+    wait_for_tiles(&sr, after_flush + 2);
+    let errors: Vec<String> = std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Error]))
+        .map(|m| format!("{m:?}"))
+        .collect();
+    assert!(errors.is_empty(), "errors after the flush: {errors:?}");
+    p.set_state(gst::State::Null).unwrap();
+}

@@ -171,6 +171,10 @@ pub enum EngineError {
         limit: String,
         fix: &'static str,
     },
+    /// A [`StopHandle`](super::StopHandle) stopped it: not a failure, the stream is flushing
+    /// or shutting down.
+    #[error("inference stopped: the element is flushing or shutting down")]
+    Stopped,
     #[error("inference on a {height}x{width} window of {frames} frames failed: {reason}")]
     Inference {
         frames: usize,

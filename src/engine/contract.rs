@@ -22,6 +22,9 @@ pub struct ModelInfo {
     pub window: usize,
     pub precision: ModelPrecision,
     pub version: String,
+    /// Bits of an INT8 file's weights: 7 (`int8_weight_bits` metadata) or 8 (files made before
+    /// it was recorded); `None` for FP32.
+    pub int8_weight_bits: Option<u8>,
 }
 
 pub(super) fn meta(session: &Session, key: &str) -> Option<String> {
@@ -124,6 +127,19 @@ pub(super) fn whole_model(session: &Session, path: &Path) -> Result<ModelInfo, E
         ))
     })?;
     let version = get("version")?;
+    let int8_weight_bits = match precision {
+        ModelPrecision::Fp32 => None,
+        ModelPrecision::Int8 => Some(match meta(session, "int8_weight_bits").as_deref() {
+            None => 8,
+            Some("7") => 7,
+            Some("8") => 8,
+            Some(other) => {
+                return Err(contract(format!(
+                    "metadata `int8_weight_bits` is `{other}`, expected 7 or 8"
+                )));
+            }
+        }),
+    };
 
     let inputs = session.inputs();
     let names: Vec<&str> = inputs.iter().map(|i| i.name()).collect();
@@ -156,6 +172,7 @@ pub(super) fn whole_model(session: &Session, path: &Path) -> Result<ModelInfo, E
         window,
         precision,
         version,
+        int8_weight_bits,
     })
 }
 

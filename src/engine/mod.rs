@@ -22,6 +22,10 @@ mod runtime;
 mod shaped;
 mod split;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ort::session::RunOptions;
 use ort::value::TensorRef;
 
 pub use config::{ActiveProvider, EngineConfig, EngineError, ModelPrecision, Precision, Provider};
@@ -41,8 +45,76 @@ pub fn gpu_present() -> bool {
     cuda_devices().is_ok()
 }
 
+/// Stops an engine's inference from another thread (a flush, a pipeline stopping): the run in
+/// progress ends as soon as onnxruntime checks its terminate flag, and every later one fails at
+/// once with [`EngineError::Stopped`] until [`StopHandle::resume`].
+#[derive(Clone)]
+pub struct StopHandle(Arc<StopInner>);
+
+struct StopInner {
+    stopped: AtomicBool,
+    run_options: RunOptions,
+}
+
+impl std::fmt::Debug for StopHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StopHandle")
+            .field(&self.is_stopped())
+            .finish()
+    }
+}
+
+impl StopHandle {
+    fn new() -> Result<Self, EngineError> {
+        let run_options = RunOptions::new()
+            .map_err(|e| EngineError::Config(format!("onnxruntime run options: {e}")))?;
+        Ok(Self(Arc::new(StopInner {
+            stopped: AtomicBool::new(false),
+            run_options,
+        })))
+    }
+
+    pub fn stop(&self) {
+        self.0.stopped.store(true, Ordering::SeqCst);
+        // only fails on an invalid handle, which an owned RunOptions is not
+        let _ = self.0.run_options.terminate();
+    }
+
+    pub fn resume(&self) {
+        self.0.stopped.store(false, Ordering::SeqCst);
+        let _ = self.0.run_options.unterminate();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.0.stopped.load(Ordering::SeqCst)
+    }
+
+    fn options(&self) -> &RunOptions {
+        &self.0.run_options
+    }
+
+    /// `Stopped` when a stop explains a failure, else the failure.
+    fn explain(&self, fail: impl FnOnce() -> EngineError) -> EngineError {
+        if self.is_stopped() {
+            EngineError::Stopped
+        } else {
+            fail()
+        }
+    }
+
+    /// `Err(Stopped)` once stopped: checked before each run.
+    pub fn check(&self) -> Result<(), EngineError> {
+        if self.is_stopped() {
+            Err(EngineError::Stopped)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 pub struct Engine {
     session: Graph,
+    stop: StopHandle,
     info: ModelInfo,
     active_provider: ActiveProvider,
     skipped_providers: SkippedProviders,
@@ -141,6 +213,7 @@ impl Engine {
         );
         Ok(Self {
             session,
+            stop: StopHandle::new()?,
             info,
             active_provider,
             skipped_providers,
@@ -151,6 +224,11 @@ impl Engine {
 
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// A handle that stops this engine's inference from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
     }
 
     /// The provider that registered (what actually runs the model).
@@ -196,14 +274,16 @@ impl Engine {
                 frames.len()
             )));
         }
+        self.stop.check()?;
         let input = TensorRef::from_array_view(([batch, t, 3, height, width], frames))
             .map_err(|e| fail(e.to_string()))?;
+        let stop = &self.stop;
         let outputs = self
             .session
             .session(&[("frames", &[batch, t, 3, height, width])])
             .map_err(&fail)?
-            .run(ort::inputs!["frames" => input])
-            .map_err(|e| fail(e.to_string()))?;
+            .run_with_options(ort::inputs!["frames" => input], stop.options())
+            .map_err(|e| stop.explain(|| fail(e.to_string())))?;
         copy_upscaled(&outputs[0], [batch, height * s, width * s], out).map_err(fail)
     }
 
@@ -228,7 +308,11 @@ impl Engine {
                 rgb.len()
             )));
         }
-        split.extract(rgb, width, height).map_err(fail)
+        self.stop.check()?;
+        let stop = &self.stop;
+        split
+            .extract(rgb, width, height, stop.options())
+            .map_err(|e| stop.explain(|| fail(e)))
     }
 
     /// Runs `batch` windows from cached features: `frames` as for [`Engine::run`], `feats`
@@ -259,11 +343,13 @@ impl Engine {
                 feats.len()
             )));
         }
+        self.stop.check()?;
+        let stop = &self.stop;
         split
-            .fuse(frames, feats, (batch, width, height), |v| {
+            .fuse(frames, feats, (batch, width, height), stop.options(), |v| {
                 copy_upscaled(v, [batch, height * s, width * s], out)
             })
-            .map_err(fail)
+            .map_err(|e| stop.explain(|| fail(e)))
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ort::session::Session;
+use ort::session::{RunOptions, Session};
 use ort::value::TensorRef;
 
 use super::config::{ActiveProvider, EngineConfig, Provider};
@@ -122,13 +122,14 @@ impl SplitGraphs {
         rgb: &[f32],
         width: usize,
         height: usize,
+        options: &RunOptions,
     ) -> Result<Features, String> {
         let input = TensorRef::from_array_view(([1usize, 3, height, width], rgb))
             .map_err(|e| e.to_string())?;
         let outputs = self
             .extractor
             .session(&[("frame", &[1, 3, height, width])])?
-            .run(ort::inputs!["frame" => input])
+            .run_with_options(ort::inputs!["frame" => input], options)
             .map_err(|e| e.to_string())?;
         let mut levels: [Vec<f32>; 3] = Default::default();
         let mut dims = [(0, 0); 3];
@@ -155,6 +156,7 @@ impl SplitGraphs {
         frames: &[f32],
         feats: &[&Features],
         (batch, width, height): (usize, usize, usize),
+        options: &RunOptions,
         take: impl FnOnce(&ort::value::DynValue) -> Result<(), String>,
     ) -> Result<(), String> {
         let (n, t) = (batch, feats.len() / batch.max(1));
@@ -186,12 +188,15 @@ impl SplitGraphs {
         let outputs = self
             .fusion
             .session(&shapes)?
-            .run(ort::inputs![
-                "frames" => input,
-                "feat0" => v0,
-                "feat1" => v1,
-                "feat2" => v2,
-            ])
+            .run_with_options(
+                ort::inputs![
+                    "frames" => input,
+                    "feat0" => v0,
+                    "feat1" => v1,
+                    "feat2" => v2,
+                ],
+                options,
+            )
             .map_err(e)?;
         take(&outputs[0])
     }

@@ -22,7 +22,8 @@
  */
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 use gst::glib;
@@ -36,7 +37,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::VideoInfo;
 
 use crate::convert;
-use crate::engine::{ActiveProvider, Engine, EngineConfig, EngineError, FeatureCache};
+use crate::engine::{ActiveProvider, Engine, EngineConfig, EngineError, FeatureCache, StopHandle};
 use crate::memory;
 use crate::models;
 use crate::upscaler::{Arrival, Break, Continuity, Limits, Ready, Upscaler};
@@ -151,6 +152,8 @@ struct Running {
     window: u32,
     active_provider: ActiveProvider,
     feature_cache_active: bool,
+    /// Outside the state lock, which an inference holds: a flush or a stop must reach it.
+    stop: StopHandle,
 }
 
 /// Timing for latency and QoS, kept apart from the state so that neither the LATENCY query nor
@@ -208,6 +211,8 @@ pub struct MstGanSr {
     /// In/out video info for `transform_meta` (called inside output allocation).
     meta_infos: Mutex<Option<(VideoInfo, VideoInfo)>>,
     interlace_warned: Mutex<bool>,
+    /// Tiles run since start, counted during an inference (which holds the state lock).
+    tiles_done: Arc<AtomicU64>,
 }
 
 #[glib::object_subclass]
@@ -568,6 +573,10 @@ impl MstGanSr {
         if !run.is_empty() {
             let started = Instant::now();
             if let Err(e) = state.upscaler.run(&run) {
+                if matches!(e, EngineError::Stopped) {
+                    gst::debug!(CAT, imp = self, "inference stopped by a flush or a stop");
+                    return Err(gst::FlowError::Flushing);
+                }
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Failed,
@@ -782,8 +791,21 @@ impl MstGanSr {
         self.parent_sink_event(event)
     }
 
+    /// Stops (or lets run again) the inference in progress and every later one, without the
+    /// state lock that inference holds.
+    fn set_stopped(&self, stopped: bool) {
+        if let Some(r) = self.running.lock().unwrap().as_ref() {
+            if stopped {
+                r.stop.stop();
+            } else {
+                r.stop.resume();
+            }
+        }
+    }
+
     fn stats_structure(&self) -> gst::Structure {
         let s = self.stats.lock().unwrap().clone();
+        let tiles_done = self.tiles_done.load(Ordering::Relaxed);
         let t = self.timing.lock().unwrap();
         gst::Structure::builder("application/x-mstgansr-stats")
             .field("frames-in", s.frames_in)
@@ -795,6 +817,7 @@ impl MstGanSr {
             .field("scene-cuts", s.scene_cuts)
             .field("full-windows", s.full_windows)
             .field("tiles", s.tiles)
+            .field("tiles-done", tiles_done)
             .field(
                 "processing-time",
                 t.processing.map(|p| p.nseconds()).unwrap_or(0),
@@ -975,7 +998,8 @@ impl ObjectImpl for MstGanSr {
                     .blurb(
                         "frames-in, frames-out, inferred, dropped (QoS), resized (QoS), restarts \
                          (clean windows), scene-cuts, full-windows (inferred from T distinct \
-                         frames), tiles (per frame), processing-time and latency (ns)",
+                         frames), tiles (per frame), tiles-done (so far: a frame's progress), \
+                         processing-time and latency (ns)",
                     )
                     .read_only()
                     .build(),
@@ -1108,6 +1132,17 @@ impl ElementImpl for MstGanSr {
         });
         TEMPLATES.as_ref()
     }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::PausedToReady {
+            // deactivating the pads waits for the streaming thread: end its inference first
+            self.set_stopped(true);
+        }
+        self.parent_change_state(transition)
+    }
 }
 
 impl BaseTransformImpl for MstGanSr {
@@ -1145,7 +1180,7 @@ impl BaseTransformImpl for MstGanSr {
         } else {
             threads
         };
-        let cfg = EngineConfig {
+        let mut cfg = EngineConfig {
             model_path: model_path.clone(),
             scale: settings.scale,
             provider: settings.execution_provider.into(),
@@ -1155,26 +1190,75 @@ impl BaseTransformImpl for MstGanSr {
             threads,
             feature_cache: settings.feature_cache,
         };
-        let engine = Engine::new(&cfg).map_err(|e| {
-            let kind = match e {
-                EngineError::ModelMissing(_) => gst::ResourceError::NotFound,
-                EngineError::RuntimeMissing(_) | EngineError::ProviderUnavailable { .. } => {
-                    gst::ResourceError::OpenRead
+        let load = |cfg: &EngineConfig| {
+            Engine::new(cfg).map_err(|e| {
+                let kind = match e {
+                    EngineError::ModelMissing(_) => gst::ResourceError::NotFound,
+                    EngineError::RuntimeMissing(_) | EngineError::ProviderUnavailable { .. } => {
+                        gst::ResourceError::OpenRead
+                    }
+                    _ => gst::ResourceError::Settings,
+                };
+                gst::error_msg!(
+                    kind,
+                    ("{e}"),
+                    [
+                        "model-location={} scale={} execution-provider={:?} precision={:?}",
+                        cfg.model_path.display(),
+                        settings.scale,
+                        settings.execution_provider,
+                        settings.precision
+                    ]
+                )
+            })
+        };
+        let mut engine = load(&cfg)?;
+        if let (Some(bits), ActiveProvider::Cpu) =
+            (engine.info().int8_weight_bits, engine.active_provider())
+        {
+            match models::auto_int8(bits, models::cpu_has_vnni()) {
+                models::AutoInt8::Keep(why) => gst::element_imp_info!(
+                    self,
+                    gst::LibraryError::Init,
+                    ("loaded {}: {why}", cfg.model_path.display())
+                ),
+                models::AutoInt8::PreferFp32(why) => {
+                    let fp32 = (settings.precision == Precision::Auto
+                        && settings.model_location.is_none())
+                    .then(|| {
+                        self.resolve_model(&Settings {
+                            precision: Precision::Fp32,
+                            ..settings.clone()
+                        })
+                    })
+                    .and_then(Result::ok)
+                    .filter(|(_, is_fixture)| !is_fixture);
+                    if let Some((path, _)) = fp32 {
+                        cfg.model_path = path;
+                        engine = load(&cfg)?;
+                        gst::element_imp_info!(
+                            self,
+                            gst::LibraryError::Init,
+                            (
+                                "precision=auto loaded {} (FP32): {why}",
+                                cfg.model_path.display()
+                            )
+                        );
+                    } else {
+                        gst::element_imp_warning!(
+                            self,
+                            gst::LibraryError::Settings,
+                            (
+                                "{} loses quality on this CPU: {why}",
+                                cfg.model_path.display()
+                            ),
+                            ["or set precision=fp32 with the FP32 file"]
+                        );
+                    }
                 }
-                _ => gst::ResourceError::Settings,
-            };
-            gst::error_msg!(
-                kind,
-                ("{e}"),
-                [
-                    "model-location={} scale={} execution-provider={:?} precision={:?}",
-                    model_path.display(),
-                    settings.scale,
-                    settings.execution_provider,
-                    settings.precision
-                ]
-            )
-        })?;
+            }
+        }
+        let model_path = cfg.model_path.clone();
         if settings.execution_provider == ExecutionProvider::Auto
             && engine.active_provider() == ActiveProvider::Cpu
         {
@@ -1223,12 +1307,16 @@ impl BaseTransformImpl for MstGanSr {
             ),
             other => gst::info!(CAT, imp = self, "feature cache: {other:?}"),
         }
+        self.tiles_done.store(0, Ordering::Relaxed);
+        let upscaler = Upscaler::new(engine).with_progress(self.tiles_done.clone());
+        let engine = upscaler.engine();
         *self.running.lock().unwrap() = Some(Running {
             model_path: model_path.clone(),
             scale: info.scale,
             window: info.window as u32,
             active_provider: engine.active_provider(),
             feature_cache_active: *engine.feature_cache() == FeatureCache::Active,
+            stop: engine.stop_handle(),
         });
         *self.timing.lock().unwrap() = Timing {
             radius: (info.window / 2) as u64,
@@ -1237,7 +1325,7 @@ impl BaseTransformImpl for MstGanSr {
         };
         *self.stats.lock().unwrap() = Stats::default();
         *self.state.lock().unwrap() = Some(State {
-            upscaler: Upscaler::new(engine),
+            upscaler,
             caps: None,
             held: VecDeque::new(),
             next_seq: 0,
@@ -1380,6 +1468,9 @@ impl BaseTransformImpl for MstGanSr {
         let warm = if live {
             match state.upscaler.warm_up() {
                 Ok(d) => Some(gst::ClockTime::from_nseconds(d.as_nanos() as u64)),
+                Err(EngineError::Stopped) => {
+                    return Err(gst::loggable_error!(CAT, "stopped during the warm-up"));
+                }
                 Err(e) => {
                     gst::element_imp_error!(
                         self,
@@ -1437,6 +1528,7 @@ impl BaseTransformImpl for MstGanSr {
                 self.parent_sink_event(event)
             }
             gst::EventView::FlushStop(_) => {
+                self.set_stopped(false);
                 let sticky: Vec<gst::Event> = {
                     let mut guard = self.state.lock().unwrap();
                     match guard.as_mut() {
@@ -1477,9 +1569,12 @@ impl BaseTransformImpl for MstGanSr {
                 }
                 self.hold_or_forward(event)
             }
-            gst::EventView::Caps(_) | gst::EventView::FlushStart(_) => {
+            gst::EventView::FlushStart(_) => {
+                // before the parent: the streaming thread may be inside an inference
+                self.set_stopped(true);
                 self.parent_sink_event(event)
             }
+            gst::EventView::Caps(_) => self.parent_sink_event(event),
             _ if event.is_serialized() => self.hold_or_forward(event),
             _ => self.parent_sink_event(event),
         }

@@ -45,6 +45,11 @@ FLOAT_PREFIXES = ("/g/extractor/", "/g/upsample/upsample.2/", "/g/refine/out/", 
 # 52.4 (logs/int8-fast-chain.out).
 # mst: the fast recipe ran the x4 fidelity window 1.19x instead of 1.13x faster, at 43.7 instead
 # of 53.7 dB from FP32's output: its float parts (flow, GridSample, extractor) bound it.
+# Weights are 7-bit (reduce_range: -64..64). Without VNNI (AVX2, AVX512BW: most AMD EPYCs, older
+# Xeons) onnxruntime's u8 x s8 kernels sum pairs of products in 16 bits with saturation: 2 x 255 x 127
+# overflows it, 2 x 255 x 64 cannot. 8-bit weights cost the x4 fidelity model 0.19 dB on an AMD
+# EPYC and 0.003 dB on a VNNI Xeon; 7-bit weights make one file exact on both (logs/int8-isa-*.out).
+WEIGHT_BITS = 7
 RECIPES = {
     "fast": {"ops": ("Conv", "Add", "Relu", "LeakyRelu"), "calib": CalibrationMethod.Percentile,
              "extra": {"CalibPercentile": 99.999}},
@@ -93,9 +98,11 @@ def float_nodes(graph, float_prefixes: tuple[str, ...]) -> list[str]:
 
 def quantize(model_path: str | Path, out_path: str | Path, windows: list[np.ndarray] | list[dict],
              float_prefixes: tuple[str, ...] = FLOAT_PREFIXES, op_types: tuple[str, ...] | None = None,
-             recipe: str | None = None) -> Path:  # fmt: skip
+             recipe: str | None = None, weight_bits: int = WEIGHT_BITS) -> Path:  # fmt: skip
     """``recipe``: a key of ``RECIPES`` (None: the model's architecture); ``op_types`` overrides its
-    operator types."""
+    operator types; ``weight_bits`` 7 (safe without VNNI) or 8."""
+    if weight_bits not in (7, 8):
+        raise ValueError(f"weight_bits must be 7 or 8, not {weight_bits}")
     model_path, out_path = Path(model_path), Path(out_path)
     meta = read_metadata(model_path)
     name = recipe or meta.get("arch", "mst")
@@ -106,26 +113,27 @@ def quantize(model_path: str | Path, out_path: str | Path, windows: list[np.ndar
         exclude = float_nodes(onnx.load(str(pre)).graph, float_prefixes)
         quantize_static(
             str(pre), str(out_path), WindowReader(windows), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
+            reduce_range=weight_bits == 7, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
             op_types_to_quantize=list(op_types or rc["ops"]), calibrate_method=rc["calib"],
             extra_options=rc["extra"],
         )  # fmt: skip
     meta["precision"] = "int8"
     meta["float_nodes"] = ",".join(float_prefixes)
     meta["int8_recipe"] = name
+    meta["int8_weight_bits"] = str(weight_bits)
     set_metadata(out_path, meta)
     return out_path
 
 
 def quantize_split(fp32_full: str | Path, int8_full: str | Path, windows: list[np.ndarray],
-                   float_prefixes: tuple[str, ...] = FLOAT_PREFIXES) -> tuple[Path, Path]:  # fmt: skip
+                   float_prefixes: tuple[str, ...] = FLOAT_PREFIXES, weight_bits: int = WEIGHT_BITS) -> tuple[Path, Path]:  # fmt: skip
     """The feature-caching pair of ``int8_full``: its fusion graph quantised like the whole graph
     (same calibration windows, same float layers), its extractor the FP32 one (the extractor stays
     float in the INT8 model too)."""
     ext32, fus32 = split_paths(fp32_full)
     ext8, fus8 = split_paths(int8_full)
     feeds = [fusion_inputs(ext32, w) for w in windows]
-    quantize(fus32, fus8, feeds, float_prefixes)
+    quantize(fus32, fus8, feeds, float_prefixes, weight_bits=weight_bits)
     shutil.copyfile(ext32, ext8)
     return ext8, fus8
 
@@ -161,6 +169,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ops", nargs="+", metavar="OP",
                     help="operator types to quantise (default: the architecture's recipe, RECIPES)")
     ap.add_argument("--recipe", choices=sorted(RECIPES), help="default: the model's architecture's")
+    ap.add_argument("--weight-bits", type=int, choices=(7, 8), default=WEIGHT_BITS,
+                    help="7 (default): exact without VNNI too; 8: only for comparison")
     ap.add_argument("--check", action="store_true", help="print PSNR against FP32 and the speed-up (idle machine)")
     ap.add_argument("--hw", type=int, nargs=2, default=[144, 180], metavar=("H", "W"), help="--check's window size")
     ap.add_argument("--no-split", action="store_true", help="skip the feature-caching pair")
@@ -168,9 +178,9 @@ def main(argv=None) -> int:
     meta = read_metadata(args.model)
     wins = calibration_windows(int(meta["scale"]), int(meta["window"]), args.calib)
     ops = args.ops and tuple(args.ops)
-    print(f"wrote {quantize(args.model, args.out, wins, tuple(args.float), ops, args.recipe)}")
+    print(f"wrote {quantize(args.model, args.out, wins, tuple(args.float), ops, args.recipe, args.weight_bits)}")
     if not args.no_split and all(p.exists() for p in split_paths(args.model)):
-        print(f"wrote {', '.join(map(str, quantize_split(args.model, args.out, wins, tuple(args.float))))}")
+        print(f"wrote {', '.join(map(str, quantize_split(args.model, args.out, wins, tuple(args.float), args.weight_bits)))}")
     if args.check:
         h, w = args.hw
         r = check(args.model, args.out, int(meta["scale"]), int(meta["window"]), hw=(h, w))
