@@ -5,7 +5,7 @@
 //!     cargo run --release --example rtsp_relay -- --source rtsp://camera/stream \
 //!         [--listen 127.0.0.1 --port 8555 --mount /upscaled] [--width 320 --height 240 --fps 15]
 //!         [--scale 2] [--model PATH] [--provider auto] [--late-frames resize|drop]
-//!         [--variant compressed|auto|perceptual|fidelity|real|fast]
+//!         [--variant compressed|auto|perceptual|fidelity|real|fast|fast-compressed]
 //!
 //! Serves rtsp://<listen>:<port><mount> at (scale x width) x (scale x height). Cameras send
 //! compressed video, so the default `--variant compressed` takes the model trained on it where
@@ -38,7 +38,7 @@ const USAGE: &str = "\
 usage: rtsp_relay --source rtsp://camera/stream [--listen 127.0.0.1] [--port 8555]
            [--mount /upscaled] [--width 320] [--height 240] [--fps 15] [--scale 2|3|4]
            [--model PATH] [--provider auto|cpu|openvino|cuda|tensorrt] [--late-frames resize|drop]
-           [--variant compressed|auto|perceptual|fidelity|real|fast]
+           [--variant compressed|auto|perceptual|fidelity|real|fast|fast-compressed]
 Pulls an RTSP camera, upscales it with mstgansr and serves it at rtsp://LISTEN:PORT/MOUNT.";
 
 #[derive(Clone)]

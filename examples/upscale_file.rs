@@ -3,7 +3,7 @@
 //!
 //!     cargo run --release --example upscale_file -- INPUT OUTPUT.mp4 [--scale 4] [--model PATH]
 //!         [--quantizer 18] [--provider auto|cpu|cuda|tensorrt] [--chroma 420|444]
-//!         [--variant compressed|auto|perceptual|fidelity|real|fast]
+//!         [--variant compressed|auto|perceptual|fidelity|real|fast|fast-compressed]
 //!
 //! Files are compressed video, so the model is the one trained on compressed input where the
 //! scale has one (`--variant compressed`: real, else fidelity; `auto` for clean sources).
@@ -29,7 +29,7 @@ mod cli;
 const USAGE: &str = "\
 usage: upscale_file INPUT OUTPUT.mp4 [--scale 2|3|4] [--model PATH] [--quantizer 0-51]
            [--provider auto|cpu|openvino|cuda|tensorrt] [--chroma 420|444]
-           [--variant compressed|auto|perceptual|fidelity|real|fast]
+           [--variant compressed|auto|perceptual|fidelity|real|fast|fast-compressed]
 Upscales the video of INPUT with mstgansr into H.264 in MP4, audio carried through.";
 
 struct Args {

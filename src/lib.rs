@@ -21,7 +21,7 @@ pub mod tiling;
 pub mod upscaler;
 pub mod window;
 
-pub use mstgansr::{ExecutionProvider, LateFrames, MstGanSr, Precision, Variant};
+pub use mstgansr::{ExecutionProvider, LateFrames, LiveTier, MstGanSr, Precision, Variant};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     mstgansr::register(plugin)

@@ -51,9 +51,21 @@ pub enum Variant {
     Compressed,
     /// The CPU / live-camera tier: ~10x cheaper per pixel, less sharp.
     Fast,
+    /// The fast tier trained on compressed input where it ships (`fast-real` files), else fast.
+    FastCompressed,
 }
 
 impl Variant {
+    /// The fast tier for the same kind of input (clean or compressed), which a live source
+    /// steps down to when this variant cannot keep up; `None` for the fast tier itself.
+    pub fn fast_tier(self) -> Option<Variant> {
+        match self {
+            Variant::Auto | Variant::Perceptual | Variant::Fidelity => Some(Variant::Fast),
+            Variant::Real | Variant::Compressed => Some(Variant::FastCompressed),
+            Variant::Fast | Variant::FastCompressed => None,
+        }
+    }
+
     fn names(self) -> &'static [&'static str] {
         match self {
             Variant::Auto => &["perceptual", "fidelity"],
@@ -62,6 +74,7 @@ impl Variant {
             Variant::Real => &["real"],
             Variant::Compressed => &["real", "fidelity"],
             Variant::Fast => &["fast"],
+            Variant::FastCompressed => &["fast-real", "fast"],
         }
     }
 }
@@ -137,6 +150,15 @@ pub fn resolve(
     Err(tried)
 }
 
+/// Share of a live frame's duration one inference may take: the rest goes to conversions, the
+/// pipeline around the element and the jitter of a shared machine.
+pub const LIVE_BUDGET_PERCENT: u64 = 80;
+
+/// Whether a model that takes `processing_ns` a frame keeps up with frames every `frame_ns`.
+pub fn keeps_up(processing_ns: u64, frame_ns: u64) -> bool {
+    u128::from(processing_ns) * 100 <= u128::from(frame_ns) * u128::from(LIVE_BUDGET_PERCENT)
+}
+
 /// Whether this CPU's int8 convolutions sum u8 x s8 products in 32 bits (AVX512-VNNI or AVX-VNNI).
 /// Without VNNI (AVX2, AVX512BW) onnxruntime's kernels add pairs of products in 16 bits with
 /// saturation, which 8-bit weights can overflow; other architectures widen before adding.
@@ -186,6 +208,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn live_tier_steps_down_within_the_same_kind_of_input() {
+        assert_eq!(Variant::Fidelity.fast_tier(), Some(Variant::Fast));
+        assert_eq!(Variant::Auto.fast_tier(), Some(Variant::Fast));
+        assert_eq!(
+            Variant::Compressed.fast_tier(),
+            Some(Variant::FastCompressed)
+        );
+        assert_eq!(Variant::Real.fast_tier(), Some(Variant::FastCompressed));
+        assert_eq!(Variant::Fast.fast_tier(), None);
+        assert_eq!(Variant::FastCompressed.fast_tier(), None);
+        // 25 fps: 40 ms a frame, 32 ms for the model
+        assert!(keeps_up(32_000_000, 40_000_000));
+        assert!(!keeps_up(33_000_000, 40_000_000));
+        assert!(keeps_up(0, 0) && !keeps_up(1, 0));
+        assert!(!keeps_up(u64::MAX, u64::MAX / 2));
+    }
+
+    #[test]
     fn auto_keeps_7_bit_int8_everywhere_and_8_bit_only_with_vnni() {
         assert!(matches!(auto_int8(7, false), AutoInt8::Keep(_)));
         assert!(matches!(auto_int8(7, true), AutoInt8::Keep(_)));
@@ -217,6 +257,10 @@ mod tests {
         assert_eq!(
             candidate_names(4, None, Variant::Real),
             vec!["mstgan-x4-real-int8.onnx", "mstgan-x4-real.onnx"]
+        );
+        assert_eq!(
+            candidate_names(2, Some(ModelPrecision::Int8), Variant::FastCompressed),
+            vec!["mstgan-x2-fast-real-int8.onnx", "mstgan-x2-fast-int8.onnx"]
         );
         assert_eq!(
             candidate_names(3, Some(ModelPrecision::Int8), Variant::Compressed),

@@ -252,3 +252,62 @@ fn a_cpu_only_machine_gets_information_not_a_warning() {
         "{text}"
     );
 }
+
+#[test]
+fn precision_auto_says_which_file_it_loaded_and_why() {
+    // the bundled fast model: its INT8 file has 7-bit weights, exact with or without VNNI
+    let text = run_ok(gst("gst-launch-1.0").args(
+        "videotestsrc num-buffers=3 ! video/x-raw,width=64,height=48 ! videoconvert ! mstgansr scale=2 variant=fast ! fakesink"
+            .split(' '),
+    ));
+    assert!(
+        text.contains("mstgan-x2-fast-int8.onnx: INT8 with 7-bit weights"),
+        "{text}"
+    );
+}
+
+/// A live 64x48 source at `fps` through `mstgansr scale=2 variant=fidelity` whose bundled
+/// models are fixtures: the MST one as fidelity, the fast one as the fast tier.
+fn live_tier_run(fps: u32, props: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("mstgansr-tier-{}-{fps}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        fixture("fixture-x2-t5.onnx"),
+        dir.join("mstgan-x2-fidelity.onnx"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixture("fixture-x2-t5-fast.onnx"),
+        dir.join("mstgan-x2-fast.onnx"),
+    )
+    .unwrap();
+    let pipeline = format!(
+        "videotestsrc is-live=true num-buffers=6 ! video/x-raw,width=64,height=48,framerate={fps}/1 \
+         ! videoconvert ! mstgansr scale=2 variant=fidelity precision=fp32 execution-provider=cpu {props} ! fakesink"
+    );
+    let text = run_ok(
+        gst("gst-launch-1.0")
+            .env("MSTGANSR_MODEL_DIR", &dir)
+            .args(pipeline.split_whitespace()),
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    text
+}
+
+#[test]
+fn a_live_source_the_model_cannot_keep_up_with_runs_the_fast_tier() {
+    // 10,000 frames/s: 80 us a frame, which no model here keeps up with
+    let text = live_tier_run(10_000, "");
+    assert!(
+        text.contains("so the fast tier") && text.contains("mstgan-x2-fast.onnx"),
+        "{text}"
+    );
+    // the fast fixture cannot keep up either, and the message says what follows
+    assert!(text.contains("does not keep up either"), "{text}");
+    // pinned keeps the model asked for
+    let text = live_tier_run(10_000, "live-tier=pinned");
+    assert!(!text.contains("fast tier"), "{text}");
+    // one frame a second: the fidelity fixture keeps up and stays
+    let text = live_tier_run(1, "");
+    assert!(!text.contains("fast tier"), "{text}");
+}

@@ -275,6 +275,12 @@ fn a_stale_feature_pair_is_refused_with_a_warning() {
 }
 
 #[test]
+fn output_matches_onnxruntime_golden_t7() {
+    // the shipped x4 fidelity model's window, cached and whole-graph paths
+    golden("fixture-x4-t7", 7);
+}
+
+#[test]
 fn output_matches_onnxruntime_golden_t3() {
     golden("fixture-x4-t3", 3);
 }
@@ -557,6 +563,7 @@ fn variant_picks_the_bundled_model() {
         (3, "compressed", "mstgan-x3-fidelity-int8.onnx"),
         (2, "fast", "mstgan-x2-fast-int8.onnx"),
         (4, "fast", "mstgan-x4-fast-int8.onnx"),
+        (4, "fast-compressed", "mstgan-x4-fast-real-int8.onnx"),
     ] {
         let el = gst::ElementFactory::make("mstgansr")
             .property("scale", scale)

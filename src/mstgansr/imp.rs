@@ -40,10 +40,10 @@ use crate::convert;
 use crate::engine::{ActiveProvider, Engine, EngineConfig, EngineError, FeatureCache, StopHandle};
 use crate::memory;
 use crate::models;
-use crate::upscaler::{Arrival, Break, Continuity, Limits, Ready, Upscaler};
+use crate::upscaler::{Arrival, Break, Continuity, Limits, Plan, Ready, Upscaler};
 
 use super::pixels::{self, PixelPath};
-use super::{ExecutionProvider, LateFrames, Precision, Variant};
+use super::{ExecutionProvider, LateFrames, LiveTier, Precision, Variant};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -54,7 +54,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 /// Properties that only take effect when the element starts (READY -> PAUSED).
-const READY_ONLY: [&str; 13] = [
+const READY_ONLY: [&str; 14] = [
     "scale",
     "model-location",
     "variant",
@@ -68,6 +68,7 @@ const READY_ONLY: [&str; 13] = [
     "tile-size",
     "tile-overlap",
     "batch-size",
+    "live-tier",
 ];
 
 #[derive(Debug, Clone)]
@@ -87,6 +88,7 @@ struct Settings {
     batch_size: u32,
     continuity: Continuity,
     late_frames: LateFrames,
+    live_tier: LiveTier,
 }
 
 impl Default for Settings {
@@ -107,6 +109,7 @@ impl Default for Settings {
             batch_size: 1,
             continuity: Continuity::default(),
             late_frames: LateFrames::Drop,
+            live_tier: LiveTier::Auto,
         }
     }
 }
@@ -154,6 +157,7 @@ struct Running {
     feature_cache_active: bool,
     /// Outside the state lock, which an inference holds: a flush or a stop must reach it.
     stop: StopHandle,
+    threads: usize,
 }
 
 /// Timing for latency and QoS, kept apart from the state so that neither the LATENCY query nor
@@ -294,6 +298,195 @@ enum Step {
 }
 
 impl MstGanSr {
+    /// Opens `model_path` with the settings' provider and precision; `precision=auto` says which
+    /// INT8 file it loaded and why, or takes the FP32 file beside one that would lose quality on
+    /// this CPU. Returns the file that runs.
+    fn load_engine(
+        &self,
+        settings: &Settings,
+        model_path: PathBuf,
+        threads: usize,
+    ) -> Result<(Engine, PathBuf), gst::ErrorMessage> {
+        let mut cfg = EngineConfig {
+            model_path: model_path.clone(),
+            scale: settings.scale,
+            provider: settings.execution_provider.into(),
+            device_id: settings.device_id,
+            precision: settings.precision.into(),
+            engine_cache_dir: settings.engine_cache_dir.as_ref().map(PathBuf::from),
+            threads,
+            feature_cache: settings.feature_cache,
+        };
+        let load = |cfg: &EngineConfig| {
+            Engine::new(cfg).map_err(|e| {
+                let kind = match e {
+                    EngineError::ModelMissing(_) => gst::ResourceError::NotFound,
+                    EngineError::RuntimeMissing(_) | EngineError::ProviderUnavailable { .. } => {
+                        gst::ResourceError::OpenRead
+                    }
+                    _ => gst::ResourceError::Settings,
+                };
+                gst::error_msg!(
+                    kind,
+                    ("{e}"),
+                    [
+                        "model-location={} scale={} execution-provider={:?} precision={:?}",
+                        cfg.model_path.display(),
+                        settings.scale,
+                        settings.execution_provider,
+                        settings.precision
+                    ]
+                )
+            })
+        };
+        let mut engine = load(&cfg)?;
+        if let (Some(bits), ActiveProvider::Cpu) =
+            (engine.info().int8_weight_bits, engine.active_provider())
+        {
+            match models::auto_int8(bits, models::cpu_has_vnni()) {
+                // gst-launch-1.0 prints an INFO message's debug text: it carries the whole story
+                models::AutoInt8::Keep(why) => gst::element_imp_info!(
+                    self,
+                    gst::LibraryError::Init,
+                    ("loaded {}: {why}", cfg.model_path.display()),
+                    ["loaded {}: {why}", cfg.model_path.display()]
+                ),
+                models::AutoInt8::PreferFp32(why) => {
+                    let fp32 = (settings.precision == Precision::Auto
+                        && settings.model_location.is_none())
+                    .then(|| {
+                        self.resolve_model(&Settings {
+                            precision: Precision::Fp32,
+                            ..settings.clone()
+                        })
+                    })
+                    .and_then(Result::ok)
+                    .filter(|(_, is_fixture)| !is_fixture);
+                    if let Some((path, _)) = fp32 {
+                        cfg.model_path = path;
+                        engine = load(&cfg)?;
+                        let said = format!(
+                            "precision=auto loaded {} (FP32): {why}",
+                            cfg.model_path.display()
+                        );
+                        gst::element_imp_info!(
+                            self,
+                            gst::LibraryError::Init,
+                            ("{said}"),
+                            ["{said}"]
+                        );
+                    } else {
+                        gst::element_imp_warning!(
+                            self,
+                            gst::LibraryError::Settings,
+                            (
+                                "{} loses quality on this CPU: {why}",
+                                cfg.model_path.display()
+                            ),
+                            ["or set precision=fp32 with the FP32 file"]
+                        );
+                    }
+                }
+            }
+        }
+        Ok((engine, cfg.model_path))
+    }
+
+    /// With `live-tier=auto`, a live source whose frames the bundled model cannot keep up with
+    /// (its warm-up `took` more than the live budget of a `frame`) runs the fast tier for the
+    /// same kind of input instead: chosen once, before the first frame, and said on the bus.
+    /// Returns the new model's warm-up time and plan, `None` when the model stays.
+    fn step_down_if_slow(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        (w, h): (usize, usize),
+        frame: gst::ClockTime,
+        limits: Limits,
+        took: gst::ClockTime,
+    ) -> Result<Option<(gst::ClockTime, Plan)>, gst::LoggableError> {
+        if settings.live_tier == LiveTier::Pinned
+            || settings.model_location.is_some()
+            || models::keeps_up(took.nseconds(), frame.nseconds())
+        {
+            return Ok(None);
+        }
+        let Some(fast) = models::Variant::from(settings.variant).fast_tier() else {
+            return Ok(None);
+        };
+        let (from, threads) = match self.running.lock().unwrap().as_ref() {
+            Some(r) => (r.model_path.clone(), r.threads),
+            None => return Ok(None),
+        };
+        let fast_settings = Settings {
+            variant: fast.into(),
+            ..settings.clone()
+        };
+        let budget = frame * models::LIVE_BUDGET_PERCENT / 100;
+        let keep = |why: String| {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                (
+                    "{} takes {} ms a frame, more than this live source's {} ms, and no faster \
+                     model can take over: {why}",
+                    from.display(),
+                    took.mseconds(),
+                    budget.mseconds()
+                )
+            );
+            Ok(None)
+        };
+        let (engine, path) = match self
+            .resolve_model(&fast_settings)
+            .and_then(|(path, _)| self.load_engine(&fast_settings, path, threads))
+        {
+            Ok(loaded) => loaded,
+            Err(e) => return keep(e.to_string()),
+        };
+        let mut upscaler = Upscaler::new(engine).with_progress(self.tiles_done.clone());
+        let plan = match upscaler.configure(w, h, Some(frame.nseconds()), limits) {
+            Ok(plan) => plan.clone(),
+            Err(e) => return keep(e.to_string()),
+        };
+        let fast_took = match upscaler.warm_up() {
+            Ok(d) => gst::ClockTime::from_nseconds(d.as_nanos() as u64),
+            Err(EngineError::Stopped) => {
+                return Err(gst::loggable_error!(CAT, "stopped during the warm-up"));
+            }
+            Err(e) => return keep(e.to_string()),
+        };
+        let said = format!(
+            "live source: {} takes {} ms a frame, more than {} ms ({} % of a frame), so the fast \
+             tier {} runs instead ({} ms{}); live-tier=pinned keeps the model asked for",
+            from.display(),
+            took.mseconds(),
+            budget.mseconds(),
+            models::LIVE_BUDGET_PERCENT,
+            path.display(),
+            fast_took.mseconds(),
+            if models::keeps_up(fast_took.nseconds(), frame.nseconds()) {
+                ""
+            } else {
+                ", which does not keep up either: late frames follow late-frames"
+            }
+        );
+        gst::element_imp_info!(self, gst::LibraryError::Settings, ("{said}"), ["{said}"]);
+        let engine = upscaler.engine();
+        if let Some(r) = self.running.lock().unwrap().as_mut() {
+            r.model_path = path;
+            r.window = engine.info().window as u32;
+            r.active_provider = engine.active_provider();
+            r.feature_cache_active =
+                *engine.feature_cache() == FeatureCache::Active && plan.feature_cache;
+            r.stop = engine.stop_handle();
+        }
+        self.timing.lock().unwrap().radius = (engine.info().window / 2) as u64;
+        self.post_stats(|s| s.tiles = plan.tiles.len() as u64);
+        state.upscaler = upscaler;
+        Ok(Some((fast_took, plan)))
+    }
+
     fn resolve_model(&self, settings: &Settings) -> Result<(PathBuf, bool), gst::ErrorMessage> {
         if let Some(loc) = &settings.model_location {
             return Ok((PathBuf::from(loc), false));
@@ -331,6 +524,7 @@ impl MstGanSr {
                         Variant::Real => "real",
                         Variant::Compressed => "real or fidelity",
                         Variant::Fast => "fast",
+                        Variant::FastCompressed => "fast-real or fast",
                     },
                     models::MODEL_DIR_ENV
                 ),
@@ -973,6 +1167,15 @@ impl ObjectImpl for MstGanSr {
                     )
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("live-tier", d.live_tier)
+                    .nick("Live tier")
+                    .blurb(
+                        "auto: a live source whose frames the model cannot keep up with (its \
+                         warm-up takes over 80 % of a frame) runs the fast tier for the same kind \
+                         of input instead, and says so; pinned: always the model asked for",
+                    )
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("feature-cache-active")
                     .nick("Feature cache active")
                     .blurb("Whether the feature cache runs (known once started)")
@@ -1050,6 +1253,7 @@ impl ObjectImpl for MstGanSr {
                 s.continuity.scene_cut_threshold = value.get().expect("type checked upstream")
             }
             "late-frames" => s.late_frames = value.get().expect("type checked upstream"),
+            "live-tier" => s.live_tier = value.get().expect("type checked upstream"),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -1074,6 +1278,7 @@ impl ObjectImpl for MstGanSr {
             "max-gap" => s.continuity.max_gap.to_value(),
             "scene-cut-threshold" => s.continuity.scene_cut_threshold.to_value(),
             "late-frames" => s.late_frames.to_value(),
+            "live-tier" => s.live_tier.to_value(),
             "feature-cache-active" => running().is_some_and(|r| r.feature_cache_active).to_value(),
             "window" => running().map(|r| r.window).unwrap_or(0).to_value(),
             "model-path" => running()
@@ -1180,85 +1385,7 @@ impl BaseTransformImpl for MstGanSr {
         } else {
             threads
         };
-        let mut cfg = EngineConfig {
-            model_path: model_path.clone(),
-            scale: settings.scale,
-            provider: settings.execution_provider.into(),
-            device_id: settings.device_id,
-            precision: settings.precision.into(),
-            engine_cache_dir: settings.engine_cache_dir.as_ref().map(PathBuf::from),
-            threads,
-            feature_cache: settings.feature_cache,
-        };
-        let load = |cfg: &EngineConfig| {
-            Engine::new(cfg).map_err(|e| {
-                let kind = match e {
-                    EngineError::ModelMissing(_) => gst::ResourceError::NotFound,
-                    EngineError::RuntimeMissing(_) | EngineError::ProviderUnavailable { .. } => {
-                        gst::ResourceError::OpenRead
-                    }
-                    _ => gst::ResourceError::Settings,
-                };
-                gst::error_msg!(
-                    kind,
-                    ("{e}"),
-                    [
-                        "model-location={} scale={} execution-provider={:?} precision={:?}",
-                        cfg.model_path.display(),
-                        settings.scale,
-                        settings.execution_provider,
-                        settings.precision
-                    ]
-                )
-            })
-        };
-        let mut engine = load(&cfg)?;
-        if let (Some(bits), ActiveProvider::Cpu) =
-            (engine.info().int8_weight_bits, engine.active_provider())
-        {
-            match models::auto_int8(bits, models::cpu_has_vnni()) {
-                models::AutoInt8::Keep(why) => gst::element_imp_info!(
-                    self,
-                    gst::LibraryError::Init,
-                    ("loaded {}: {why}", cfg.model_path.display())
-                ),
-                models::AutoInt8::PreferFp32(why) => {
-                    let fp32 = (settings.precision == Precision::Auto
-                        && settings.model_location.is_none())
-                    .then(|| {
-                        self.resolve_model(&Settings {
-                            precision: Precision::Fp32,
-                            ..settings.clone()
-                        })
-                    })
-                    .and_then(Result::ok)
-                    .filter(|(_, is_fixture)| !is_fixture);
-                    if let Some((path, _)) = fp32 {
-                        cfg.model_path = path;
-                        engine = load(&cfg)?;
-                        gst::element_imp_info!(
-                            self,
-                            gst::LibraryError::Init,
-                            (
-                                "precision=auto loaded {} (FP32): {why}",
-                                cfg.model_path.display()
-                            )
-                        );
-                    } else {
-                        gst::element_imp_warning!(
-                            self,
-                            gst::LibraryError::Settings,
-                            (
-                                "{} loses quality on this CPU: {why}",
-                                cfg.model_path.display()
-                            ),
-                            ["or set precision=fp32 with the FP32 file"]
-                        );
-                    }
-                }
-            }
-        }
-        let model_path = cfg.model_path.clone();
+        let (engine, model_path) = self.load_engine(&settings, model_path, threads)?;
         if settings.execution_provider == ExecutionProvider::Auto
             && engine.active_provider() == ActiveProvider::Cpu
         {
@@ -1317,6 +1444,7 @@ impl BaseTransformImpl for MstGanSr {
             active_provider: engine.active_provider(),
             feature_cache_active: *engine.feature_cache() == FeatureCache::Active,
             stop: engine.stop_handle(),
+            threads,
         });
         *self.timing.lock().unwrap() = Timing {
             radius: (info.window / 2) as u64,
@@ -1482,6 +1610,15 @@ impl BaseTransformImpl for MstGanSr {
             }
         } else {
             None
+        };
+        let (warm, plan) = match (warm, frame) {
+            (Some(took), Some(frame)) => {
+                match self.step_down_if_slow(state, &settings, (w, h), frame, limits, took)? {
+                    Some((d, p)) => (Some(d), p),
+                    None => (Some(took), plan),
+                }
+            }
+            _ => (warm, plan),
         };
         *self.meta_infos.lock().unwrap() = Some((in_info.clone(), out_info.clone()));
         state.caps = Some(Negotiated {

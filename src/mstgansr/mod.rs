@@ -66,6 +66,21 @@ pub enum LateFrames {
     Resize = 1,
 }
 
+/// Whether a live source may run a cheaper model than the one asked for.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstMstGanSrLiveTier")]
+pub enum LiveTier {
+    #[default]
+    #[enum_value(
+        name = "Auto: a live source whose frames the model cannot keep up with runs the fast tier of the same kind",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(name = "Pinned: always the model asked for", nick = "pinned")]
+    Pinned = 1,
+}
+
 /// Which bundled model serves a scale.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
 #[repr(u32)]
@@ -99,6 +114,11 @@ pub enum Variant {
         nick = "fast"
     )]
     Fast = 5,
+    #[enum_value(
+        name = "Fast, for compressed input: the fast tier trained on x264-compressed video where it ships, else fast",
+        nick = "fast-compressed"
+    )]
+    FastCompressed = 6,
 }
 
 impl From<Variant> for models::Variant {
@@ -110,6 +130,21 @@ impl From<Variant> for models::Variant {
             Variant::Real => models::Variant::Real,
             Variant::Compressed => models::Variant::Compressed,
             Variant::Fast => models::Variant::Fast,
+            Variant::FastCompressed => models::Variant::FastCompressed,
+        }
+    }
+}
+
+impl From<models::Variant> for Variant {
+    fn from(v: models::Variant) -> Self {
+        match v {
+            models::Variant::Auto => Variant::Auto,
+            models::Variant::Perceptual => Variant::Perceptual,
+            models::Variant::Fidelity => Variant::Fidelity,
+            models::Variant::Real => Variant::Real,
+            models::Variant::Compressed => Variant::Compressed,
+            models::Variant::Fast => Variant::Fast,
+            models::Variant::FastCompressed => Variant::FastCompressed,
         }
     }
 }
@@ -147,6 +182,7 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
         ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
         Precision::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
         LateFrames::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+        LiveTier::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
         Variant::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     }
     gst::Element::register(

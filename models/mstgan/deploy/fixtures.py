@@ -18,7 +18,7 @@ from mstgan.deploy.export import export_onnx, export_split, read_metadata, split
 from mstgan.paths import MODELS
 from mstgan.data.clips import window_indices
 
-FIXTURES = [(2, 5), (3, 5), (4, 5), (4, 3)]  # (scale, window)
+FIXTURES = [(2, 5), (3, 5), (4, 5), (4, 3), (4, 7)]  # (scale, window); T=7 as the shipped x4 fidelity model
 
 
 def tiny_generator(scale: int, window: int, seed: int = 1234) -> MSTGenerator:
@@ -136,8 +136,8 @@ def broken_models(out: Path) -> list[Path]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(MODELS / "fixtures"))
-    ap.add_argument("--only", choices=["all", "broken", "fast"], default="all",
-                    help="broken / fast: only the contract-breaking / fast-tier models (the others stay byte for byte)")
+    ap.add_argument("--only", choices=["all", "broken", "fast", "t7"], default="all",
+                    help="broken / fast / t7: only the contract-breaking / fast-tier / T=7 models (the others stay byte for byte)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,16 +151,20 @@ def main(argv=None) -> int:
             g = tiny_fast_generator(scale, 5, fold=fold)
             path = export_onnx(g, out / f"{name}.onnx", "fp32", 0, {"variant": "fixture"})
             write_golden(path, out, name, scale, 5)
-    if args.only != "all":
+    if args.only not in ("all", "t7"):
         return 0
     for scale, window in FIXTURES:
+        if args.only == "t7" and window != 7:
+            continue
         name = f"fixture-x{scale}-t{window}"
         path = export_onnx(tiny_generator(scale, window), out / f"{name}.onnx", "fp32", 0, {"variant": "fixture"})
-        if window == 5 and scale != 2:
+        if window >= 5 and scale != 2:
             # feature-caching pairs: the element's golden tests then run the cached path too
             export_split(tiny_generator(scale, window), path, read_metadata(path))
             assert split_parity(path) < 1e-5
         write_golden(path, out, name, scale, window)
+    if args.only != "all":
+        return 0
     path = export_onnx(BilinearUpscale(2, 3), out / "fixture-x2-t3-bilinear.onnx", "fp32", 0, {"variant": "fixture"})
     print(f"wrote {path}")
     return 0

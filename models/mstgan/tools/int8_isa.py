@@ -56,7 +56,8 @@ def centre_crop(lr: np.ndarray, gt: np.ndarray, scale: int, crop: int) -> tuple[
     return lr[:, y : y + crop, x : x + crop], gt[:, y * scale : (y + crop) * scale, x * scale : (x + crop) * scale]
 
 
-def compare(fp32: Path, int8: Path, vid4: Path, stride: int, threads: int, crop: int | None = None) -> dict:
+def compare(fp32: Path, int8: Path, vid4: Path, stride: int, threads: int, crop: int | None = None,
+            clips: tuple[str, ...] = CLIPS) -> dict:  # fmt: skip
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -68,7 +69,7 @@ def compare(fp32: Path, int8: Path, vid4: Path, stride: int, threads: int, crop:
     scale, window = int(meta["scale"]), int(meta["window"])
     rows = {}
     t0 = time.time()
-    for clip in CLIPS:
+    for clip in clips:
         lr, gt = load_clip(vid4, clip, scale)
         if crop:
             lr, gt = centre_crop(lr, gt, scale, crop)
@@ -78,7 +79,7 @@ def compare(fp32: Path, int8: Path, vid4: Path, stride: int, threads: int, crop:
         rows[clip] = {"fp32": float(np.mean(p32)), "int8": float(np.mean(p8)),
                       "int8_vs_fp32": float(10 * np.log10(255.0**2 / max(mse, 1e-12)))}  # fmt: skip
     avg = {k: float(np.mean([r[k] for r in rows.values()])) for k in ("fp32", "int8", "int8_vs_fp32")}
-    return {"fp32": str(fp32), "int8": str(int8), "scale": scale, "window": window, "stride": stride, "crop": crop,
+    return {"fp32": str(fp32), "int8": str(int8), "scale": scale, "window": window, "stride": stride, "crop": crop, "clips": list(clips),
             "int8_weight_bits": meta8.get("int8_weight_bits", "8"), "clips": rows, "average": avg,
             "delta_db": avg["int8"] - avg["fp32"], "seconds": time.time() - t0}  # fmt: skip
 
@@ -89,12 +90,18 @@ def main(argv=None) -> int:
     ap.add_argument("--int8", type=Path, nargs="+", help="the INT8 files, in the same order (default: <name>-int8.onnx)")
     ap.add_argument("--stride", type=int, default=1, help="every n-th frame of each clip (1: all)")
     ap.add_argument("--crop", type=int, help="only an LR crop of this size at each frame's centre (emulated CPUs)")
+    ap.add_argument("--clip", action="append", choices=CLIPS, help="Vid4 clips (default: all)")
     ap.add_argument("--vid4", type=Path, default=default_vid4())
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--speed-against", type=Path, nargs="+", metavar="INT8",
+                    help="also time each INT8 file against this one (same order; the files it replaces), "
+                         "one 180x144 window, runs alternated, idle machine")
     ap.add_argument("--json", type=Path, help="append one JSON line per model here")
     args = ap.parse_args(argv)
     if args.int8 and len(args.int8) != len(args.fp32):
         ap.error("--int8 needs one file per FP32 file")
+    if args.speed_against and len(args.speed_against) != len(args.fp32):
+        ap.error("--speed-against needs one file per FP32 file")
     if args.stride < 1:
         ap.error("--stride must be at least 1")
     feats = cpu_features()
@@ -106,12 +113,19 @@ def main(argv=None) -> int:
         for p in (fp32, int8):
             if not p.is_file():
                 ap.error(f"{p} does not exist")
-        r = compare(fp32, int8, args.vid4, args.stride, args.threads, args.crop)
+        r = compare(fp32, int8, args.vid4, args.stride, args.threads, args.crop, tuple(args.clip or CLIPS))
         r["cpu"] = feats
         print(f"{int8.name} ({r['int8_weight_bits']}-bit weights): FP32 {r['average']['fp32']:.3f} INT8 "
               f"{r['average']['int8']:.3f} dB ({r['delta_db']:+.3f}); INT8 vs FP32 output "
               f"{r['average']['int8_vs_fp32']:.1f} dB; every {args.stride}. frame{f', {args.crop} px crops' if args.crop else ''}, "
               f"{r['seconds']:.0f} s", flush=True)  # fmt: skip
+        if args.speed_against:
+            from mstgan.deploy.release import cpu_speeds
+
+            t_old, t_new = cpu_speeds([args.speed_against[i], int8], args.threads, runs=15)
+            r["ms_before"], r["ms_after"] = t_old * 1e3, t_new * 1e3
+            print(f"  window 180x144: {args.speed_against[i]} {t_old * 1e3:.1f} ms, {int8} {t_new * 1e3:.1f} ms "
+                  f"({t_old / t_new:.2f}x; medians of 15 alternated runs)", flush=True)  # fmt: skip
         if args.json:
             with args.json.open("a") as f:
                 f.write(json.dumps(r) + "\n")
