@@ -44,6 +44,7 @@ DEFAULTS = {
     "divergence_db": 3.0, "divergence_patience": 3, "datapack": None,
     "photo_share": 0.0, "photo_clips": 12, "device_sampler": False,
     "degradation": "bi", "real_versions": 2, "real_val_qp": 28,
+    "amp_bf16": False, "channels_last": False, "compile": False,
 }  # fmt: skip
 
 
@@ -154,6 +155,8 @@ class Trainer:
         self.G = generator_from_options(opt).to(self.device)
         self.ema = generator_from_options(opt).to(self.device).requires_grad_(False)
         self.ema.load_state_dict(self.G.state_dict())
+        self.fwd = self.G
+        self.set_speed(opt["amp_bf16"], opt["channels_last"], opt["compile"])
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=opt["lr_g"], betas=(0.9, 0.99))
         self.pixel = CharbonnierLoss(opt["w_pixel"])
         self.perceptual = PerceptualLoss(opt["w_perceptual"], "vgg", opt["perceptual_items"]).to(self.device)
@@ -234,6 +237,15 @@ class Trainer:
         return sorted(set(own) - set(take))
 
     # ---- training ----------------------------------------------------------------------------
+    def set_speed(self, amp_bf16: bool, channels_last: bool, compile_: bool) -> None:
+        """What the CPU offers for the generator's steps (``mstgan.tools.train_speed`` measures
+        them): bf16 autocast (AMX / AVX512-BF16), channels-last weights, a compiled forward."""
+        self.amp_bf16 = amp_bf16
+        self.G.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        if compile_ and not hasattr(self, "_compiled"):
+            self._compiled = torch.compile(self.G)
+        self.fwd = self._compiled if compile_ else self.G
+
     def _set_lr(self) -> float:
         p = self.progress() if self.progress else None
         lr = lr_at(self.step, self.opt, self.opt["lr_g"], p)
@@ -253,8 +265,16 @@ class Trainer:
         # LPIPS-VGG dominates a CPU step: optionally apply it every k-th step with k times the weight
         every = max(1, opt["perceptual_every"])
         use_perc = self.step % every == 0
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.amp_bf16):
+            losses, sr, noise = self._losses(lr_in, hr, t, every, use_perc)
+        total = sum(v.float() for v in losses.values())
+        return self._update(losses, total, sr, hr, noise, logs)
+
+    def _losses(self, lr_in, hr, t: int, every: int, use_perc: bool):
+        opt = self.opt
+        noise = 0.0
         if not self.stage2:
-            sr, flow = self.G(lr_in, return_flow=True)
+            sr, flow = self.fwd(lr_in, return_flow=True)
             losses = {
                 "pixel": self.pixel(sr, hr[:, 0]),
                 "perceptual": every * self.perceptual(sr, hr[:, 0]) if use_perc else sr.new_zeros(()),
@@ -264,7 +284,7 @@ class Trainer:
         else:
             k = hr.shape[1]
             windows = torch.stack([lr_in[:, i : i + t] for i in range(k)], 1).flatten(0, 1)
-            sr, flow = self.G(windows, return_flow=True)
+            sr, flow = self.fwd(windows, return_flow=True)
             sr = sr.view(-1, k, *sr.shape[1:])
             flow = flow.view(-1, k, *flow.shape[1:])
             mid = t // 2
@@ -282,7 +302,9 @@ class Trainer:
             self.D.requires_grad_(False)
             fake_logits = self.D(sr + noise * torch.randn_like(sr))
             losses["adversarial"] = self.gan.generator(fake_logits)
-        total = sum(losses.values())
+        return losses, sr, noise
+
+    def _update(self, losses: dict, total, sr, hr, noise: float, logs: dict) -> dict:
         if self.step % self.sync_every == 0 and not torch.isfinite(total):
             raise TrainingDiverged(f"step {self.step}: non-finite generator loss {total.item()}")
         self.opt_g.zero_grad(set_to_none=True)
