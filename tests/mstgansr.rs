@@ -564,6 +564,7 @@ fn variant_picks_the_bundled_model() {
         (2, "fast", "mstgan-x2-fast-int8.onnx"),
         (4, "fast", "mstgan-x4-fast-int8.onnx"),
         (4, "fast-compressed", "mstgan-x4-fast-real-int8.onnx"),
+        (2, "fast-compressed", "mstgan-x2-fast-real-int8.onnx"),
     ] {
         let el = gst::ElementFactory::make("mstgansr")
             .property("scale", scale)

@@ -204,3 +204,18 @@ def test_real_world_degradation_trains_on_compressed_versions(tmp_path, shared_d
     assert np.isfinite(tr.train_step()["total"])
     with pytest.raises(ValueError, match="degradation must be"):
         make(tmp_path / "bad", shared_data, stage=1, degradation="blur")
+
+
+def test_bf16_and_channels_last_steps_train_like_fp32(tmp_path, shared_data):
+    # the speed settings of mstgan.tools.train_speed: same losses within bf16's precision, and
+    # the weights stay float32 (autocast changes the compute, not what is stored)
+    tr = make(tmp_path, shared_data, stage=1)
+    fixed_batch(tr)
+    start = tr.save("start.pt")
+    fp32 = [float(tr.train_step()["total"]) for _ in range(6)]
+    tr.load(start)
+    tr.set_speed(amp_bf16=True, channels_last=True, compile_=False)
+    bf16 = [float(tr.train_step()["total"]) for _ in range(6)]
+    assert all(p.dtype == torch.float32 for p in tr.G.parameters())
+    assert np.allclose(fp32, bf16, rtol=0.05), (fp32, bf16)
+    assert bf16[-1] < bf16[0], bf16
