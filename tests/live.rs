@@ -646,10 +646,11 @@ fn interlaced_input_is_refused_with_a_reason() {
 }
 
 /// A pipeline upscaling 640x360 x4 in 64 px tiles with the trained model: about 60 tiles and
-/// seconds per frame on a CPU, so a stop or a flush lands inside the first frame.
+/// seconds per frame on a CPU, so a stop or a flush lands inside the first frame. Enough frames
+/// that some are left after a flush during the first (a T=7 window waits for 4).
 fn slow_tiled_pipeline() -> (gst::Pipeline, gst::Element) {
     let p = gst::parse::launch(
-        "videotestsrc pattern=smpte num-buffers=4 ! video/x-raw,format=RGB,width=640,height=360,framerate=25/1 \
+        "videotestsrc pattern=smpte num-buffers=12 ! video/x-raw,format=RGB,width=640,height=360,framerate=25/1 \
          ! mstgansr name=sr scale=4 variant=fidelity tile-size=64 ! fakesink sync=false",
     )
     .unwrap()
