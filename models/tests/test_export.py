@@ -151,10 +151,12 @@ def test_every_shipped_model_has_a_matching_feature_pair():
     from mstgan.deploy.export import split_parity, split_paths
 
     models = sorted(p for p in Path(__file__).resolve().parents[1].glob("mstgan-x*-*.onnx") if "." not in p.stem)
-    assert len(models) == 16, [p.name for p in models]
+    assert len(models) == 20, [p.name for p in models]
     keys = ("scale", "window", "training_steps", "version", "variant", "interpolation")
     for m in models:
         meta = read_metadata(m)
+        if meta["precision"] == "int8":  # exact without VNNI too (quantize.WEIGHT_BITS)
+            assert meta.get("int8_weight_bits") == "7", m.name
         if meta.get("arch") == "fast":  # early fusion: no per-frame features, no pair
             assert not any(p.exists() for p in split_paths(m)), m.name
             continue
