@@ -9,6 +9,14 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
+/// Ctrl-C, as a user at a terminal sends it.
+fn interrupt(child: &Child) {
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let p = exe
@@ -350,10 +358,7 @@ fn upscale_file_ctrl_c_leaves_a_playable_file() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(2500));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    interrupt(&child);
     let status = child.wait().unwrap();
     let mut err = String::new();
     child
@@ -730,10 +735,7 @@ fn readme_file_recipe_ctrl_c_finishes_a_playable_file() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(4));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    interrupt(&child);
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(100));
