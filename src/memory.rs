@@ -7,11 +7,27 @@
 
 use std::path::Path;
 
-/// Rough peak memory of one inference (activations dominate), to refuse sizes that cannot fit.
-pub fn estimated_bytes(width: usize, height: usize, window: usize, scale: usize) -> u64 {
+use crate::engine::Arch;
+
+/// Peak memory one inference adds to the process, onnxruntime's arena included, on a `width` x
+/// `height` input with a window of `window` frames. Fitted above what `python -m
+/// mstgan.tools.ort_memory` measures with the element's session options on every shipped file
+/// (`models/logs/ort-memory.out`): the MST network takes ~3,400 B per input pixel at T=5 and
+/// ~5,400 at T=7 on 768 px tiles (its features grow with T; the arena's doubling regions grow the
+/// share at larger tiles), the fast tier ~50 B x scale².
+pub fn estimated_bytes(
+    width: usize,
+    height: usize,
+    window: usize,
+    scale: usize,
+    arch: Arch,
+) -> u64 {
     let px = (width * height) as u64;
-    // T frames of 32-ch features at 3 pyramid levels, ~6 live 48-ch maps, HR output and skip
-    px * 4 * (window as u64 * 32 * 2 + 48 * 6 + 3 * (scale * scale) as u64 * 4)
+    let per_px = match arch {
+        Arch::Mst => 800 * window as u64 + 200,
+        Arch::Fast => 50 * (scale * scale) as u64,
+    };
+    px * per_px
 }
 
 /// One limit and where it came from.
@@ -86,6 +102,20 @@ fn address_space_headroom() -> Option<u64> {
     Some(soft.saturating_sub(used))
 }
 
+/// This process's resident memory now (VmRSS).
+pub fn resident() -> Option<u64> {
+    proc_kb(
+        &std::fs::read_to_string("/proc/self/status").ok()?,
+        "VmRSS:",
+    )
+}
+
+/// What `max-memory` leaves: it bounds the process's peak resident memory (what `time -v`
+/// reports), so what the process already holds (the model, the pipeline) is not available.
+fn user_headroom(max_memory: u64, resident: Option<u64>) -> u64 {
+    max_memory.saturating_sub(resident.unwrap_or(0))
+}
+
 /// Every limit that applies, smallest first; `max_memory` 0 = none from the user.
 pub fn limits(max_memory: u64) -> Vec<Limit> {
     let mut l: Vec<Limit> = [
@@ -95,7 +125,10 @@ pub fn limits(max_memory: u64) -> Vec<Limit> {
             address_space_headroom(),
             "the address-space limit (ulimit -v)",
         ),
-        ((max_memory > 0).then_some(max_memory), "max-memory"),
+        (
+            (max_memory > 0).then(|| user_headroom(max_memory, resident())),
+            "max-memory (less what the process already holds)",
+        ),
     ]
     .into_iter()
     .filter_map(|(b, source)| b.map(|bytes| Limit { bytes, source }))
@@ -116,9 +149,26 @@ mod tests {
     #[test]
     fn the_user_limit_wins_when_smallest() {
         let b = bound(1 << 20).unwrap();
-        assert_eq!(b.bytes, 1 << 20);
-        assert_eq!(b.source, "max-memory");
-        assert!(limits(0).iter().all(|l| l.source != "max-memory"));
+        // a test process holds more than 1 MiB: nothing is left
+        assert_eq!(b.bytes, 0);
+        assert!(b.source.starts_with("max-memory"));
+        assert!(
+            limits(0)
+                .iter()
+                .all(|l| !l.source.starts_with("max-memory"))
+        );
+    }
+
+    #[test]
+    fn max_memory_is_what_the_process_may_hold_in_all() {
+        let gib = 1 << 30;
+        assert_eq!(user_headroom(gib, Some(300 << 20)), 724 << 20);
+        assert_eq!(user_headroom(gib, Some(2 * gib)), 0);
+        assert_eq!(user_headroom(gib, None), gib);
+        let held = resident().unwrap();
+        let b = bound(held + gib).unwrap();
+        // free memory may be the tighter bound on a busy machine
+        assert!(b.bytes <= gib && b.bytes > gib - (64 << 20) || !b.source.starts_with("max"));
     }
 
     #[test]

@@ -257,11 +257,16 @@ impl<M> Upscaler<M> {
         } else {
             bounded.overlap
         };
-        let per_inference =
-            |w: usize, h: usize| memory::estimated_bytes(w, h, t, s).saturating_mul(batch as u64);
-        // frames in the window and the batch, and the upscaled outputs of a batch
-        let frames = ((t + batch) * 3 * width * height * 4) as u64;
-        let outputs = (batch * 3 * width * height * s * s * 4) as u64;
+        let arch = self.engine.info().arch;
+        let per_inference = |w: usize, h: usize| {
+            memory::estimated_bytes(w, h, t, s, arch).saturating_mul(batch as u64)
+        };
+        // frames in the window and the batch as float planes and as the buffers they came in
+        // (at most 4 bytes a pixel), and the upscaled outputs of a batch as floats and as the
+        // buffers that go out (two in flight)
+        let px = width * height;
+        let frames = ((t + batch) * px * (3 * 4 + 4)) as u64;
+        let outputs = ((batch * 3 * 4 + 2 * 4) * px * s * s) as u64;
         let fixed = frames + outputs;
         let oom = |what: String, need: u64, fix| EngineError::OutOfMemory {
             what,

@@ -109,13 +109,33 @@ fn tiled_output_matches_untiled() {
     }
 }
 
+fn resident_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        >> 10
+}
+
 #[test]
 fn tiles_follow_the_memory_bound() {
     init();
     let (whole, _) = upscale(160, 120, 4, &[], true);
-    // 160x120 at x4 needs ~230 MiB in one inference; 64 MiB forces automatic tiles
-    let (bounded, _) = upscale(160, 120, 4, &[("max-memory", 64)], true);
+    // 160x120 at x4 needs ~230 MiB in one inference; max-memory bounds the whole process, so
+    // 64 MiB more than the test process holds forces automatic tiles
+    let (bounded, el) = upscale(
+        160,
+        120,
+        4,
+        &[("max-memory", (resident_mib() + 64) as u32)],
+        true,
+    );
     assert!(max_diff(&whole, &bounded) <= 1);
+    let st = el.property::<gst::Structure>("stats");
+    assert!(st.get::<u64>("tiles").unwrap() > 1, "{st}");
 }
 
 #[test]
@@ -177,7 +197,12 @@ fn gst_launch_limited(limit_kib: u64, pipeline: &str) -> (Option<i32>, String) {
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "ulimit -v {limit_kib} && exec gst-launch-1.0 {pipeline}"
+            "ulimit -v {limit} && exec /usr/bin/time -v gst-launch-1.0 {pipeline}",
+            limit = if limit_kib >= u64::MAX >> 10 {
+                "unlimited".to_string()
+            } else {
+                limit_kib.to_string()
+            }
         ))
         .env("GST_PLUGIN_PATH", &plugin_dir)
         .env(
@@ -399,5 +424,39 @@ fn sixteen_bit_path_matches_onnxruntime_golden() {
     assert!(
         worst <= 1.0 / 255.0,
         "16-bit path differs from onnxruntime by {worst}"
+    );
+}
+
+#[test]
+fn peak_memory_stays_within_max_memory() {
+    init();
+    // the bundled x2 model on a 640x360 frame wants ~1 GB in one inference; max-memory bounds
+    // the whole process's peak (what time -v reports), onnxruntime's arena included
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/mstgan-x2-fidelity-int8.onnx");
+    let limit_mib = 400;
+    let (code, text) = gst_launch_limited(
+        u64::MAX >> 10,
+        &format!(
+            "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=640,height=360 ! \
+             mstgansr scale=2 execution-provider=cpu max-memory={limit_mib} model-location={} \
+             ! fakesink",
+            model.display()
+        ),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let peak_kib: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .unwrap_or_else(|| panic!("no time -v report in {text}"))
+        .parse()
+        .unwrap();
+    assert!(
+        peak_kib >> 10 <= limit_mib,
+        "peak RSS {} MiB over max-memory={limit_mib}",
+        peak_kib >> 10
     );
 }

@@ -219,3 +219,15 @@ def test_bf16_and_channels_last_steps_train_like_fp32(tmp_path, shared_data):
     assert all(p.dtype == torch.float32 for p in tr.G.parameters())
     assert np.allclose(fp32, bf16, rtol=0.05), (fp32, bf16)
     assert bf16[-1] < bf16[0], bf16
+
+
+def test_bf16_stage2_steps_update_generator_and_discriminator(tmp_path, shared_data):
+    # stage 2 under bf16 autocast: the discriminator's own step takes the bf16 output in fp32
+    tr = make(tmp_path, shared_data, stage=2, w_adv=1e-3)
+    tr.set_speed(amp_bf16=True, channels_last=True, compile_=False)
+    fixed_batch(tr)
+    d_before = [p.detach().clone() for p in tr.D.parameters()]
+    logs = [tr.train_step() for _ in range(3)]
+    assert all(np.isfinite(float(x["total"])) and np.isfinite(float(x["d_loss"])) for x in logs), logs
+    assert all(p.dtype == torch.float32 for p in [*tr.G.parameters(), *tr.D.parameters()])
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, tr.D.parameters()))

@@ -25,6 +25,15 @@ pub struct ModelInfo {
     /// Bits of an INT8 file's weights: 7 (`int8_weight_bits` metadata) or 8 (files made before
     /// it was recorded); `None` for FP32.
     pub int8_weight_bits: Option<u8>,
+    /// The network (`arch` metadata): `mst` (the multi-frame network; also assumed when the
+    /// key is missing) or `fast` (early fusion), which needs far less memory per pixel.
+    pub arch: Arch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Mst,
+    Fast,
 }
 
 pub(super) fn meta(session: &Session, key: &str) -> Option<String> {
@@ -141,6 +150,16 @@ pub(super) fn whole_model(session: &Session, path: &Path) -> Result<ModelInfo, E
         }),
     };
 
+    let arch = match meta(session, "arch").as_deref() {
+        None | Some("mst") => Arch::Mst,
+        Some("fast") => Arch::Fast,
+        Some(other) => {
+            return Err(contract(format!(
+                "metadata `arch` is `{other}`, expected mst or fast"
+            )));
+        }
+    };
+
     let inputs = session.inputs();
     let names: Vec<&str> = inputs.iter().map(|i| i.name()).collect();
     if names != ["frames"] {
@@ -173,6 +192,7 @@ pub(super) fn whole_model(session: &Session, path: &Path) -> Result<ModelInfo, E
         precision,
         version,
         int8_weight_bits,
+        arch,
     })
 }
 

@@ -29,7 +29,7 @@ use ort::session::RunOptions;
 use ort::value::TensorRef;
 
 pub use config::{ActiveProvider, EngineConfig, EngineError, ModelPrecision, Precision, Provider};
-pub use contract::ModelInfo;
+pub use contract::{Arch, ModelInfo};
 pub use gpu::cuda_devices;
 pub use providers::{SkippedProviders, openvino_available, usable};
 pub use runtime::find_library;

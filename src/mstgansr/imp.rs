@@ -1101,8 +1101,10 @@ impl ObjectImpl for MstGanSr {
                 glib::ParamSpecUInt64::builder("max-memory")
                     .nick("Maximum memory")
                     .blurb(
-                        "MiB one inference may use (0 = no limit of its own); the element also \
-                         respects free memory, the cgroup limit and ulimit -v",
+                        "MiB the process may hold at its peak (peak RSS, onnxruntime's arena \
+                         included; 0 = no limit of its own): tiles are sized to fit what the \
+                         process does not already hold; the element also respects free memory, \
+                         the cgroup limit and ulimit -v",
                     )
                     .default_value(d.max_memory_mib)
                     .mutable_ready()

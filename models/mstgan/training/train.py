@@ -314,7 +314,8 @@ class Trainer:
         if self.stage2:
             self.D.requires_grad_(True)
             real = hr + noise * torch.randn_like(hr)
-            fake = sr.detach() + noise * torch.randn_like(sr)
+            # under bf16 autocast sr is bf16; the discriminator's step runs in fp32
+            fake = sr.detach().float() + noise * torch.randn_like(sr, dtype=torch.float32)
             d_loss = GANLoss.discriminator(self.D(real), self.D(fake))
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
