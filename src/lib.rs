@@ -13,6 +13,7 @@ use gst::glib;
 
 pub mod convert;
 pub mod engine;
+pub mod live;
 pub mod memory;
 pub mod models;
 mod mstgansr;

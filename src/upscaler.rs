@@ -559,6 +559,30 @@ impl<M> Upscaler<M> {
         Ok(n)
     }
 
+    /// A quick estimate of one batch's time at the configured size, from two runs of the whole
+    /// graph on a black crop of at most `max_px` pixels (the first run of a session is slow),
+    /// scaled by the pixels the plan's tiles cover. Much cheaper than [`Upscaler::warm_up`] on
+    /// big frames; it overstates a cached run (it extracts every frame's features), so it can
+    /// only tell that a model is too slow, not that it keeps up.
+    pub fn estimate(&mut self, max_px: usize) -> Result<Duration, EngineError> {
+        let (w, h) = self.size;
+        let side = (max_px as f64).sqrt() as usize / tiling::ALIGN * tiling::ALIGN;
+        let (cw, ch) = (
+            w.min(side.max(tiling::ALIGN)),
+            h.min(side.max(tiling::ALIGN)),
+        );
+        let (t, s) = (self.window_len(), self.scale());
+        let frames = vec![0.0; t * 3 * cw * ch];
+        let mut out = vec![0.0; 3 * cw * ch * s * s];
+        self.engine.run(&frames, 1, cw, ch, &mut out)?;
+        let start = Instant::now();
+        self.engine.run(&frames, 1, cw, ch, &mut out)?;
+        let took = start.elapsed();
+        let tiled: usize = self.plan.tiles.iter().map(|t| t.w * t.h).sum();
+        let ratio = (tiled * self.plan.batch) as f64 / (cw * ch) as f64;
+        Ok(took.mul_f64(ratio.max(1.0)))
+    }
+
     /// Runs one batch of black frames at the configured size, outside the stream: the first
     /// run of a session is slow (allocation, kernel choice), and this measures a steady one.
     pub fn warm_up(&mut self) -> Result<Duration, EngineError>

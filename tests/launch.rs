@@ -269,7 +269,12 @@ fn precision_auto_says_which_file_it_loaded_and_why() {
 /// A live 64x48 source at `fps` through `mstgansr scale=2 variant=fidelity` whose bundled
 /// models are fixtures: the MST one as fidelity, the fast one as the fast tier.
 fn live_tier_run(fps: u32, props: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("mstgansr-tier-{}-{fps}", std::process::id()));
+    live_tier_pipeline(fps, 6, props, "")
+}
+
+/// [`live_tier_run`] with `n` frames and `after` between the element and the sink.
+fn live_tier_pipeline(fps: u32, n: u32, props: &str, after: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("mstgansr-tier-{}-{fps}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(
         fixture("fixture-x2-t5.onnx"),
@@ -282,8 +287,9 @@ fn live_tier_run(fps: u32, props: &str) -> String {
     )
     .unwrap();
     let pipeline = format!(
-        "videotestsrc is-live=true num-buffers=6 ! video/x-raw,width=64,height=48,framerate={fps}/1 \
-         ! videoconvert ! mstgansr scale=2 variant=fidelity precision=fp32 execution-provider=cpu {props} ! fakesink"
+        "videotestsrc is-live=true num-buffers={n} ! video/x-raw,width=64,height=48,framerate={fps}/1 \
+         ! videoconvert ! mstgansr scale=2 variant=fidelity precision=fp32 execution-provider=cpu {props} \
+         {after} ! fakesink sync=true"
     );
     let text = run_ok(
         gst("gst-launch-1.0")
@@ -309,5 +315,25 @@ fn a_live_source_the_model_cannot_keep_up_with_runs_the_fast_tier() {
     assert!(!text.contains("fast tier"), "{text}");
     // one frame a second: the fidelity fixture keeps up and stays
     let text = live_tier_run(1, "");
+    assert!(!text.contains("fast tier"), "{text}");
+}
+
+#[test]
+fn sustained_lateness_on_a_live_source_steps_down_once() {
+    // the fixture keeps up with 25 frames/s at caps, then a sink that takes 120 ms a frame makes
+    // most outputs late: after two seconds of it the fast tier takes over, once
+    let slow_sink = "! identity sleep-time=120000";
+    let text = live_tier_pipeline(25, 125, "late-frames=drop", slow_sink);
+    assert_eq!(
+        text.matches("so the fast tier").count(),
+        1,
+        "one step down: {text}"
+    );
+    assert!(
+        text.contains("sustained lateness") && text.contains("mstgan-x2-fast.onnx"),
+        "{text}"
+    );
+    // pinned keeps the model asked for, late or not
+    let text = live_tier_pipeline(25, 125, "late-frames=drop live-tier=pinned", slow_sink);
     assert!(!text.contains("fast tier"), "{text}");
 }

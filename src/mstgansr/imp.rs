@@ -38,6 +38,7 @@ use gst_video::VideoInfo;
 
 use crate::convert;
 use crate::engine::{ActiveProvider, Engine, EngineConfig, EngineError, FeatureCache, StopHandle};
+use crate::live::{self, Lateness};
 use crate::memory;
 use crate::models;
 use crate::upscaler::{Arrival, Break, Continuity, Limits, Plan, Ready, Upscaler};
@@ -145,7 +146,14 @@ struct State {
     /// Outputs of a batch (with the events before each) not yet handed downstream.
     outbox: VecDeque<(Vec<gst::Event>, Option<gst::Buffer>)>,
     resize_scratch: Vec<f32>,
+    /// Whether the outputs of the last two seconds came from the model.
+    lateness: Lateness,
+    /// The fast tier took over (at caps or on sustained lateness): it stays.
+    stepped_down: bool,
 }
+
+/// The crop a live source's model is first timed on: 128 x 128 input pixels.
+const ESTIMATE_PX: usize = 128 * 128;
 
 /// What the element started with (read-only properties, caps transformation).
 #[derive(Debug, Clone)]
@@ -203,6 +211,8 @@ struct Stats {
     full_windows: u64,
     /// Tiles per frame at the current caps.
     tiles: u64,
+    /// Times a live source's stream moved to the fast tier.
+    tier_changes: u64,
 }
 
 #[derive(Default)]
@@ -400,15 +410,94 @@ impl MstGanSr {
         &self,
         state: &mut State,
         settings: &Settings,
-        (w, h): (usize, usize),
+        size: (usize, usize),
         frame: gst::ClockTime,
         limits: Limits,
         took: gst::ClockTime,
     ) -> Result<Option<(gst::ClockTime, Plan)>, gst::LoggableError> {
-        if settings.live_tier == LiveTier::Pinned
-            || settings.model_location.is_some()
-            || models::keeps_up(took.nseconds(), frame.nseconds())
-        {
+        if models::keeps_up(took.nseconds(), frame.nseconds()) {
+            return Ok(None);
+        }
+        let budget = frame * models::LIVE_BUDGET_PERCENT / 100;
+        let why = format!(
+            "takes {} ms a frame, more than {} ms ({} % of a frame)",
+            took.mseconds(),
+            budget.mseconds(),
+            models::LIVE_BUDGET_PERCENT
+        );
+        self.step_down(state, settings, size, frame, limits, &why)
+    }
+
+    /// With `live-tier=auto`, sustained lateness on a live source (see [`Lateness`]) hands the
+    /// stream to the fast tier at a clean window: the old model's pending frames leave as late
+    /// frames do (`late-frames`), and the fast tier starts a new run with the next frame. Once:
+    /// tiers never alternate.
+    fn step_down_on_lateness(
+        &self,
+        state: &mut State,
+        policy: LateFrames,
+    ) -> Result<(), gst::FlowError> {
+        let settings = self.settings.lock().unwrap().clone();
+        let (frame, live) = {
+            let t = self.timing.lock().unwrap();
+            (
+                t.frame.filter(|f| *f > gst::ClockTime::ZERO),
+                t.upstream_live,
+            )
+        };
+        let Some(frame) = frame.filter(|_| live && !state.stepped_down) else {
+            return Ok(());
+        };
+        let late = state.lateness.late();
+        let span = state.lateness.span();
+        state.lateness.clear();
+        state.upscaler.finish();
+        let t = state.upscaler.window_len();
+        while let Some(batch) = state.upscaler.take_batch() {
+            let verdicts = batch
+                .iter()
+                .map(|w| (Verdict::TooLateToInfer(0), w.distinct() == t))
+                .collect();
+            self.queue_outputs(state, &batch, verdicts, policy)?;
+        }
+        let size = state.upscaler.size();
+        let limits = self.limits(&settings);
+        let why =
+            format!("had {late} of the last {span} frames late (sustained lateness, not a burst)");
+        match self.step_down(state, &settings, size, frame, limits, &why) {
+            Ok(Some((took, plan))) => {
+                let mut t = self.timing.lock().unwrap();
+                t.processing = Some(took);
+                t.batch = plan.batch as u64;
+                let changed = self.refresh_latency(&mut t);
+                drop(t);
+                if changed {
+                    self.announce_latency();
+                }
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(_) => Err(gst::FlowError::Flushing),
+        }
+    }
+
+    /// Loads and warms up the fast tier for the stream's size and makes it the element's model,
+    /// saying on the bus why (`why` completes "live source: <model> ..."). `None` when the
+    /// settings pin the model, there is no faster tier, or it cannot run (a warning says why).
+    fn step_down(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        (w, h): (usize, usize),
+        frame: gst::ClockTime,
+        limits: Limits,
+        why: &str,
+    ) -> Result<Option<(gst::ClockTime, Plan)>, gst::LoggableError> {
+        if settings.live_tier == LiveTier::Pinned || settings.model_location.is_some() {
+            return Ok(None);
+        }
+        // after one step down the stream stays on the fast tier
+        if std::mem::replace(&mut state.stepped_down, true) {
             return Ok(None);
         }
         let Some(fast) = models::Variant::from(settings.variant).fast_tier() else {
@@ -422,17 +511,13 @@ impl MstGanSr {
             variant: fast.into(),
             ..settings.clone()
         };
-        let budget = frame * models::LIVE_BUDGET_PERCENT / 100;
-        let keep = |why: String| {
+        let keep = |reason: String| {
             gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Settings,
                 (
-                    "{} takes {} ms a frame, more than this live source's {} ms, and no faster \
-                     model can take over: {why}",
+                    "live source: {} {why}, and no faster model can take over: {reason}",
                     from.display(),
-                    took.mseconds(),
-                    budget.mseconds()
                 )
             );
             Ok(None)
@@ -457,12 +542,9 @@ impl MstGanSr {
             Err(e) => return keep(e.to_string()),
         };
         let said = format!(
-            "live source: {} takes {} ms a frame, more than {} ms ({} % of a frame), so the fast \
-             tier {} runs instead ({} ms{}); live-tier=pinned keeps the model asked for",
+            "live source: {} {why}, so the fast tier {} runs instead ({} ms a frame{}); \
+             live-tier=pinned keeps the model asked for",
             from.display(),
-            took.mseconds(),
-            budget.mseconds(),
-            models::LIVE_BUDGET_PERCENT,
             path.display(),
             fast_took.mseconds(),
             if models::keeps_up(fast_took.nseconds(), frame.nseconds()) {
@@ -482,9 +564,24 @@ impl MstGanSr {
             r.stop = engine.stop_handle();
         }
         self.timing.lock().unwrap().radius = (engine.info().window / 2) as u64;
-        self.post_stats(|s| s.tiles = plan.tiles.len() as u64);
+        self.post_stats(|s| {
+            s.tiles = plan.tiles.len() as u64;
+            s.tier_changes += 1;
+        });
         state.upscaler = upscaler;
         Ok(Some((fast_took, plan)))
+    }
+
+    /// The memory budget and tiling the settings allow now.
+    fn limits(&self, settings: &Settings) -> Limits {
+        let bound = memory::bound(settings.max_memory_mib << 20);
+        Limits {
+            tile: settings.tile_size as usize,
+            overlap: settings.tile_overlap as usize,
+            batch: settings.batch_size as usize,
+            memory: bound.as_ref().map_or(u64::MAX, |b| b.bytes),
+            memory_source: bound.as_ref().map_or("nothing", |b| b.source),
+        }
     }
 
     fn resolve_model(&self, settings: &Settings) -> Result<(PathBuf, bool), gst::ErrorMessage> {
@@ -756,8 +853,24 @@ impl MstGanSr {
         let Some(batch) = state.upscaler.take_batch() else {
             return Ok(Step::Idle);
         };
-        let policy = self.settings.lock().unwrap().late_frames;
-        let verdicts: Vec<(Verdict, bool)> = batch.iter().map(|w| self.judge(state, w)).collect();
+        let (policy, tier) = {
+            let s = self.settings.lock().unwrap();
+            (s.late_frames, s.live_tier)
+        };
+        let mut verdicts: Vec<(Verdict, bool)> =
+            batch.iter().map(|w| self.judge(state, w)).collect();
+        if policy == LateFrames::Resize {
+            let (live, processing) = {
+                let t = self.timing.lock().unwrap();
+                (t.upstream_live, t.processing)
+            };
+            let processing = processing.map(|p| std::time::Duration::from_nanos(p.nseconds()));
+            if live && !live::resize_may_infer(processing) {
+                for v in verdicts.iter_mut().filter(|(v, _)| *v == Verdict::Infer) {
+                    v.0 = Verdict::TooLateToInfer(0);
+                }
+            }
+        }
         let run: Vec<Ready<FrameMeta>> = batch
             .iter()
             .zip(&verdicts)
@@ -781,6 +894,28 @@ impl MstGanSr {
             }
             self.note_processing(started.elapsed());
         }
+        let mut sustained = false;
+        for (v, _) in &verdicts {
+            sustained |= state.lateness.record(*v == Verdict::Infer);
+        }
+        self.queue_outputs(state, &batch, verdicts, policy)?;
+        if sustained && tier == LiveTier::Auto && !state.stepped_down {
+            self.step_down_on_lateness(state, policy)?;
+        }
+        let (events, out) = state.outbox.pop_front().expect("a batch has windows");
+        Ok(Step::Out(events, out))
+    }
+
+    /// Makes each window's output by its verdict (the model's output for the inferred ones, in
+    /// the order they ran; a bilinear upscale or a drop for late ones) and queues it with the
+    /// events that go before it.
+    fn queue_outputs(
+        &self,
+        state: &mut State,
+        batch: &[Ready<FrameMeta>],
+        verdicts: Vec<(Verdict, bool)>,
+        policy: LateFrames,
+    ) -> Result<(), gst::FlowError> {
         let State {
             caps,
             upscaler,
@@ -832,8 +967,7 @@ impl MstGanSr {
             let events = Self::events_before(state, seq);
             state.outbox.push_back((events, out));
         }
-        let (events, out) = state.outbox.pop_front().expect("a batch has windows");
-        Ok(Step::Out(events, out))
+        Ok(())
     }
 
     fn post_qos_drop(&self, meta: &FrameMeta, late_ns: i64) {
@@ -1012,6 +1146,7 @@ impl MstGanSr {
             .field("full-windows", s.full_windows)
             .field("tiles", s.tiles)
             .field("tiles-done", tiles_done)
+            .field("tier-changes", s.tier_changes)
             .field(
                 "processing-time",
                 t.processing.map(|p| p.nseconds()).unwrap_or(0),
@@ -1204,7 +1339,8 @@ impl ObjectImpl for MstGanSr {
                         "frames-in, frames-out, inferred, dropped (QoS), resized (QoS), restarts \
                          (clean windows), scene-cuts, full-windows (inferred from T distinct \
                          frames), tiles (per frame), tiles-done (so far: a frame's progress), \
-                         processing-time and latency (ns)",
+                         tier-changes (a live source moved to the fast tier), processing-time and \
+                         latency (ns)",
                     )
                     .read_only()
                     .build(),
@@ -1463,6 +1599,8 @@ impl BaseTransformImpl for MstGanSr {
             newest_pts: None,
             outbox: VecDeque::new(),
             resize_scratch: Vec::new(),
+            lateness: Lateness::new(None),
+            stepped_down: false,
         });
         Ok(())
     }
@@ -1544,14 +1682,7 @@ impl BaseTransformImpl for MstGanSr {
         let pixels = PixelPath::new(&in_info).map_err(|e| gst::loggable_error!(CAT, "{e}"))?;
         let (w, h) = (in_info.width() as usize, in_info.height() as usize);
         let frame = frame_duration(&in_info);
-        let bound = memory::bound(settings.max_memory_mib << 20);
-        let limits = Limits {
-            tile: settings.tile_size as usize,
-            overlap: settings.tile_overlap as usize,
-            batch: settings.batch_size as usize,
-            memory: bound.as_ref().map_or(u64::MAX, |b| b.bytes),
-            memory_source: bound.as_ref().map_or("nothing", |b| b.source),
-        };
+        let limits = self.limits(&settings);
         let plan = match state
             .upscaler
             .configure(w, h, frame.map(|f| f.nseconds()), limits)
@@ -1594,8 +1725,35 @@ impl BaseTransformImpl for MstGanSr {
                 && plan.feature_cache;
         }
         // a live pipeline needs the processing time in its latency before the first frame;
-        // measure it on a warm session
-        let warm = if live {
+        // measure it on a warm session. The source's first frames wait meanwhile: a model far
+        // too slow for its frame rate is told from a crop (CPU: other providers build a graph
+        // per shape), not from two whole frames (2.4 s at 640x360 for the x2 real model)
+        let too_slow = match frame {
+            Some(f) if live && state.upscaler.engine().active_provider() == ActiveProvider::Cpu => {
+                match state.upscaler.estimate(ESTIMATE_PX) {
+                    Ok(d) => {
+                        let d = gst::ClockTime::from_nseconds(d.as_nanos() as u64);
+                        // over 1.5x the live budget: the estimate's error cannot explain it
+                        (!models::keeps_up(d.nseconds() / 3 * 2, f.nseconds())).then_some(d)
+                    }
+                    Err(EngineError::Stopped) => {
+                        return Err(gst::loggable_error!(CAT, "stopped during the warm-up"));
+                    }
+                    // the warm-up below says what is wrong
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        };
+        let warm = if let Some(estimate) = too_slow {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "estimated {} ms a frame from a crop",
+                estimate.mseconds()
+            );
+            Some(estimate)
+        } else if live {
             match state.upscaler.warm_up() {
                 Ok(d) => Some(gst::ClockTime::from_nseconds(d.as_nanos() as u64)),
                 Err(EngineError::Stopped) => {
@@ -1623,6 +1781,7 @@ impl BaseTransformImpl for MstGanSr {
             _ => (warm, plan),
         };
         *self.meta_infos.lock().unwrap() = Some((in_info.clone(), out_info.clone()));
+        state.lateness = Lateness::new(frame.map(|f| f.nseconds()));
         state.caps = Some(Negotiated {
             in_info,
             out_info,
@@ -1673,6 +1832,7 @@ impl BaseTransformImpl for MstGanSr {
                     match guard.as_mut() {
                         Some(state) => {
                             state.upscaler.reset();
+                            state.lateness.clear();
                             state.outbox.clear();
                             state.discont_next = false;
                             state
