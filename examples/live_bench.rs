@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! A live camera into the upscaler, measured: frames shown per second, end-to-end delay, frames
-//! lost, and how many outputs the model computed from T distinct neighbours. Each recipe runs
+//! A live camera into the upscaler, measured as a viewer sees it: frames shown per second, the
+//! share of shown frames that came from a model (not a bilinear stand-in), steadiness (the
+//! coefficient of variation of each shown frame's high-frequency energy: a pulse of sharpness
+//! raises it above a run where every frame is from one model), end-to-end delay, frames lost,
+//! and how many outputs the model computed from T distinct neighbours. Each recipe runs
 //! for `--seconds`, alternated with the others over `--rounds`; medians over rounds are printed.
 //!
 //!     cargo run --release --example live_bench -- [--seconds 60] [--rounds 2] \
-//!         [--width 320 --height 240 --fps 30 --scale 4] [--model PATH] [--recipes a,b,c,d] \
+//!         [--width 320 --height 240 --fps 30 --scale 4] [--model PATH] [--providers cpu,openvino] \
+//!         [--recipes a,b,c,d] \
 //!         [--variants fast,fidelity]
 //!
 //! `--variants` runs every recipe with each bundled variant (alternated in each round): the fast
@@ -19,13 +23,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gst::prelude::*;
+use gst_video::prelude::*;
 
 #[path = "common/cli.rs"]
 mod cli;
 
 const USAGE: &str = "\
 usage: live_bench [--seconds 60] [--rounds 2] [--width 320] [--height 240] [--fps 30] [--scale 4]
-           [--model PATH] [--recipes a,b,c,d] [--variants fast,fidelity]
+           [--model PATH] [--providers cpu,openvino] [--recipes a,b,c,d] [--variants fast,fidelity]
 A live camera into the upscaler: frames shown, delay, frames lost, per recipe.";
 
 struct Args {
@@ -36,6 +41,7 @@ struct Args {
     fps: u32,
     scale: u32,
     model: Option<String>,
+    providers: Vec<String>,
     recipes: Vec<String>,
     variants: Vec<String>,
 }
@@ -49,6 +55,7 @@ fn parse() -> Result<Args, String> {
         fps: 30,
         scale: 4,
         model: None,
+        providers: vec!["cpu".into()],
         recipes: RECIPES.iter().map(|r| r.0.to_string()).collect(),
         variants: vec![String::new()],
     };
@@ -67,6 +74,7 @@ fn parse() -> Result<Args, String> {
             "--fps" => a.fps = num(&v)? as u32,
             "--scale" => a.scale = num(&v)? as u32,
             "--model" => a.model = Some(v),
+            "--providers" => a.providers = v.split(',').map(str::to_string).collect(),
             "--recipes" => a.recipes = v.split(',').map(str::to_string).collect(),
             "--variants" => a.variants = v.split(',').map(str::to_string).collect(),
             _ => return Err(format!("unknown argument {k}")),
@@ -106,6 +114,8 @@ const RECIPES: [(&str, &str, &str); 4] = [
 
 #[derive(Debug, Clone, Default)]
 struct Run {
+    /// Coefficient of variation (%) of the shown frames' high-frequency energy.
+    steadiness_cv: f64,
     out_fps: f64,
     delay_median_ms: f64,
     delay_max_ms: f64,
@@ -114,6 +124,34 @@ struct Run {
     inferred: u64,
     resized: u64,
     full: u64,
+}
+
+/// Mean absolute difference between neighbouring luma samples (right and below) over every
+/// fourth row: how much fine detail a shown frame carries.
+fn hf_energy(frame: &gst_video::VideoFrameRef<&gst::BufferRef>) -> Option<f64> {
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let stride = frame.plane_stride()[0] as usize;
+    let y = frame.plane_data(0).ok()?;
+    let mut sum = 0u64;
+    let mut n = 0u64;
+    for r in (0..h.saturating_sub(1)).step_by(4) {
+        let row = &y[r * stride..][..w];
+        let below = &y[(r + 1) * stride..][..w];
+        for x in 0..w - 1 {
+            sum += row[x].abs_diff(row[x + 1]) as u64 + row[x].abs_diff(below[x]) as u64;
+            n += 2;
+        }
+    }
+    (n > 0).then(|| sum as f64 / n as f64)
+}
+
+fn cv_percent(v: &[f64]) -> f64 {
+    if v.len() < 2 {
+        return f64::NAN;
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
+    100.0 * var.sqrt() / mean.max(1e-9)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -129,10 +167,16 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn run(a: &Args, middle: &str, variant: &str) -> Result<Run, Box<dyn std::error::Error>> {
+fn run(
+    a: &Args,
+    middle: &str,
+    variant: &str,
+    provider: &str,
+) -> Result<Run, Box<dyn std::error::Error>> {
     let m = format!(
-        "name=sr scale={} execution-provider=cpu {}",
+        "name=sr scale={} execution-provider={} {}",
         a.scale,
+        provider,
         match (&a.model, variant) {
             (Some(p), _) => format!("model-location=\"{p}\""),
             (None, "") => String::new(),
@@ -142,7 +186,8 @@ fn run(a: &Args, middle: &str, variant: &str) -> Result<Run, Box<dyn std::error:
     let desc = format!(
         "videotestsrc name=cam is-live=true pattern=ball ! \
          video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 ! {mid} ! \
-         videoconvert ! fakesink name=show sync=true qos=true max-lateness=20000000 signal-handoffs=true",
+         videoconvert ! video/x-raw,format=I420 ! \
+         fakesink name=show sync=true qos=true max-lateness=20000000 signal-handoffs=true",
         w = a.width,
         h = a.height,
         fps = a.fps,
@@ -163,11 +208,21 @@ fn run(a: &Args, middle: &str, variant: &str) -> Result<Run, Box<dyn std::error:
             gst::PadProbeReturn::Ok
         });
     let delays = Arc::new(Mutex::new(Vec::<f64>::new()));
-    let d = delays.clone();
+    let energies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let (d, e) = (delays.clone(), energies.clone());
     let show = pipeline.by_name("show").ok_or("no sink")?;
     show.connect("handoff", false, move |vals| {
         let sink = vals[0].get::<gst::Element>().ok()?;
         let buf = vals[1].get::<gst::Buffer>().ok()?;
+        let pad = vals[2].get::<gst::Pad>().ok()?;
+        if let Some(info) = pad
+            .current_caps()
+            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok())
+            && let Ok(frame) = gst_video::VideoFrameRef::from_buffer_ref_readable(&buf, &info)
+            && let Some(hf) = hf_energy(&frame)
+        {
+            e.lock().unwrap().push(hf);
+        }
         if let (Some(clock), Some(base), Some(pts)) = (sink.clock(), sink.base_time(), buf.pts()) {
             let now = clock.time().saturating_sub(base);
             d.lock()
@@ -195,6 +250,7 @@ fn run(a: &Args, middle: &str, variant: &str) -> Result<Run, Box<dyn std::error:
     }
     let base_captured = *captured.lock().unwrap();
     let base_shown = delays.lock().unwrap().len();
+    let base_energies = energies.lock().unwrap().len();
     let stats0 = sr.property::<gst::Structure>("stats");
     let t0 = std::time::Instant::now();
     let deadline = t0 + Duration::from_secs(a.seconds);
@@ -210,10 +266,12 @@ fn run(a: &Args, middle: &str, variant: &str) -> Result<Run, Box<dyn std::error:
     let elapsed = t0.elapsed().as_secs_f64();
     let stats1 = sr.property::<gst::Structure>("stats");
     let shown_delays: Vec<f64> = delays.lock().unwrap()[base_shown..].to_vec();
+    let steadiness_cv = cv_percent(&energies.lock().unwrap()[base_energies..]);
     let captured = *captured.lock().unwrap() - base_captured;
     pipeline.set_state(gst::State::Null)?;
     let diff = |k: &str| stats1.get::<u64>(k).unwrap_or(0) - stats0.get::<u64>(k).unwrap_or(0);
     Ok(Run {
+        steadiness_cv,
         out_fps: shown_delays.len() as f64 / elapsed,
         delay_max_ms: shown_delays.iter().copied().fold(0.0, f64::max),
         delay_median_ms: median(shown_delays.clone()),
@@ -225,34 +283,47 @@ fn run(a: &Args, middle: &str, variant: &str) -> Result<Run, Box<dyn std::error:
     })
 }
 
+/// Shown frames that came from the model (the rest were resized or frames from before).
+fn model_share(r: &Run) -> f64 {
+    100.0 * (r.inferred.min(r.shown)) as f64 / r.shown.max(1) as f64
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     cli::help(USAGE);
     let a = parse().unwrap_or_else(|e| cli::usage_error(USAGE, e));
     gst::init()?;
     gstmstgansr::plugin_register_static()?;
-    let chosen: Vec<(&str, String, &str, &str)> = RECIPES
+    let many = a.providers.len() > 1;
+    let (variants, providers) = (&a.variants, &a.providers);
+    let chosen: Vec<(&str, String, &str, &str, &str)> = RECIPES
         .iter()
         .filter(|r| a.recipes.iter().any(|x| x == r.0))
         .flat_map(|r| {
-            a.variants.iter().map(move |v| {
-                let what = if v.is_empty() {
-                    r.1.to_string()
-                } else {
-                    format!("{}, variant={v}", r.1)
-                };
-                (r.0, what, r.2, v.as_str())
+            variants.iter().flat_map(move |v| {
+                providers.iter().map(move |p| {
+                    let mut what = r.1.to_string();
+                    if !v.is_empty() {
+                        what += &format!(", variant={v}");
+                    }
+                    if many {
+                        what += &format!(", {p}");
+                    }
+                    (r.0, what, r.2, v.as_str(), p.as_str())
+                })
             })
         })
         .collect();
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); chosen.len()];
     for round in 0..a.rounds {
-        for (i, (name, what, mid, variant)) in chosen.iter().enumerate() {
-            let r = run(&a, mid, variant)?;
+        for (i, (name, what, mid, variant, provider)) in chosen.iter().enumerate() {
+            let r = run(&a, mid, variant, provider)?;
             eprintln!(
-                "round {} recipe {name} ({what}): {:.2} frames/s shown, delay median {:.0} ms max {:.0} ms, \
-                 {} captured {} shown, {} inferred ({} with T distinct frames), {} resized",
+                "round {} recipe {name} ({what}): {:.2} frames/s shown, {:.1} % from the model, steadiness CV {:.2} %, \
+                 delay median {:.0} ms max {:.0} ms, {} captured {} shown, {} inferred ({} with T distinct frames), {} resized",
                 round + 1,
                 r.out_fps,
+                model_share(&r),
+                r.steadiness_cv,
                 r.delay_median_ms,
                 r.delay_max_ms,
                 r.captured,
@@ -269,18 +340,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         a.width, a.height, a.fps, a.scale, a.seconds, a.rounds
     );
     println!(
-        "| recipe | frames/s shown | delay median ms | delay max ms | frames lost | inferred from T distinct frames | inferred / resized |"
+        "| recipe | frames/s shown | from the model | steadiness CV | delay median ms | delay max ms | frames lost | inferred from T distinct frames | inferred / resized |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    for ((_, what, _, _), runs) in chosen.iter().zip(&results) {
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for ((_, what, _, _, _), runs) in chosen.iter().zip(&results) {
         let med = |f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
         let lost = med(&|r| {
             100.0 * (r.captured.saturating_sub(r.shown)) as f64 / r.captured.max(1) as f64
         });
         let full = med(&|r| 100.0 * r.full as f64 / r.inferred.max(1) as f64);
         println!(
-            "| {what} | {:.2} | {:.0} | {:.0} | {:.1} % | {:.0} % | {:.0} / {:.0} |",
+            "| {what} | {:.2} | {:.1} % | {:.2} % | {:.0} | {:.0} | {:.1} % | {:.0} % | {:.0} / {:.0} |",
             med(&|r| r.out_fps),
+            med(&model_share),
+            med(&|r| r.steadiness_cv),
             med(&|r| r.delay_median_ms),
             med(&|r| r.delay_max_ms),
             lost,
