@@ -7,7 +7,7 @@
 //! for `--seconds`, alternated with the others over `--rounds`; medians over rounds are printed.
 //!
 //!     cargo run --release --example live_bench -- [--seconds 60] [--rounds 2] \
-//!         [--width 320 --height 240 --fps 30 --scale 4] [--model PATH] [--providers cpu,openvino] \
+//!         [--width 320 --height 240 --fps 30 --scale 4] [--model PATH] [--providers cpu,openvino] [--cameras 1] [--shared true] \
 //!         [--recipes a,b,c,d] \
 //!         [--variants fast,fidelity]
 //!
@@ -30,7 +30,7 @@ mod cli;
 
 const USAGE: &str = "\
 usage: live_bench [--seconds 60] [--rounds 2] [--width 320] [--height 240] [--fps 30] [--scale 4]
-           [--model PATH] [--providers cpu,openvino] [--recipes a,b,c,d] [--variants fast,fidelity]
+           [--model PATH] [--providers cpu,openvino] [--cameras 1] [--shared true] [--recipes a,b,c,d] [--variants fast,fidelity]
 A live camera into the upscaler: frames shown, delay, frames lost, per recipe.";
 
 struct Args {
@@ -42,6 +42,8 @@ struct Args {
     scale: u32,
     model: Option<String>,
     providers: Vec<String>,
+    cameras: usize,
+    shared: bool,
     recipes: Vec<String>,
     variants: Vec<String>,
 }
@@ -56,6 +58,8 @@ fn parse() -> Result<Args, String> {
         scale: 4,
         model: None,
         providers: vec!["cpu".into()],
+        cameras: 1,
+        shared: true,
         recipes: RECIPES.iter().map(|r| r.0.to_string()).collect(),
         variants: vec![String::new()],
     };
@@ -74,6 +78,12 @@ fn parse() -> Result<Args, String> {
             "--fps" => a.fps = num(&v)? as u32,
             "--scale" => a.scale = num(&v)? as u32,
             "--model" => a.model = Some(v),
+            "--cameras" => a.cameras = num(&v)?.max(1) as usize,
+            "--shared" => {
+                a.shared = v
+                    .parse()
+                    .map_err(|_| format!("--shared: true or false, not {v}"))?
+            }
             "--providers" => a.providers = v.split(',').map(str::to_string).collect(),
             "--recipes" => a.recipes = v.split(',').map(str::to_string).collect(),
             "--variants" => a.variants = v.split(',').map(str::to_string).collect(),
@@ -114,8 +124,13 @@ const RECIPES: [(&str, &str, &str); 4] = [
 
 #[derive(Debug, Clone, Default)]
 struct Run {
-    /// Coefficient of variation (%) of the shown frames' high-frequency energy.
+    /// Coefficient of variation (%) of the shown frames' high-frequency energy (median over
+    /// cameras).
     steadiness_cv: f64,
+    /// CPU time of the process over the measured seconds, % of one core.
+    cpu_percent: f64,
+    /// Instances sharing the first camera's session.
+    engine_users: u64,
     out_fps: f64,
     delay_median_ms: f64,
     delay_max_ms: f64,
@@ -173,70 +188,83 @@ fn run(
     variant: &str,
     provider: &str,
 ) -> Result<Run, Box<dyn std::error::Error>> {
-    let m = format!(
-        "name=sr scale={} execution-provider={} {}",
-        a.scale,
-        provider,
-        match (&a.model, variant) {
-            (Some(p), _) => format!("model-location=\"{p}\""),
-            (None, "") => String::new(),
-            (None, v) => format!("variant={v}"),
-        }
-    );
-    let desc = format!(
-        "videotestsrc name=cam is-live=true pattern=ball ! \
-         video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 ! {mid} ! \
-         videoconvert ! video/x-raw,format=I420 ! \
-         fakesink name=show sync=true qos=true max-lateness=20000000 signal-handoffs=true",
-        w = a.width,
-        h = a.height,
-        fps = a.fps,
-        mid = middle.replace("{m}", &m),
-    );
-    let pipeline = gst::parse::launch(&desc)?
+    let n = a.cameras.max(1);
+    let m = |k: usize| {
+        format!(
+            "name=sr{k} scale={} execution-provider={} shared-engine={} {}",
+            a.scale,
+            provider,
+            a.shared,
+            match (&a.model, variant) {
+                (Some(p), _) => format!("model-location=\"{p}\""),
+                (None, "") => String::new(),
+                (None, v) => format!("variant={v}"),
+            }
+        )
+    };
+    let desc: Vec<String> = (0..n)
+        .map(|k| {
+            format!(
+                "videotestsrc name=cam{k} is-live=true pattern=ball ! \
+                 video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 ! {mid} ! \
+                 videoconvert ! video/x-raw,format=I420 ! \
+                 fakesink name=show{k} sync=true qos=true max-lateness=20000000 signal-handoffs=true",
+                w = a.width,
+                h = a.height,
+                fps = a.fps,
+                mid = middle.replace("{m}", &m(k)),
+            )
+        })
+        .collect();
+    let pipeline = gst::parse::launch(&desc.join(" "))?
         .downcast::<gst::Pipeline>()
         .map_err(|_| "not a pipeline")?;
-    let captured = Arc::new(Mutex::new(0u64));
-    let c = captured.clone();
-    pipeline
-        .by_name("cam")
-        .ok_or("no camera")?
-        .static_pad("src")
-        .ok_or("no pad")?
-        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            *c.lock().unwrap() += 1;
-            gst::PadProbeReturn::Ok
+    let captured = Arc::new(Mutex::new(vec![0u64; n]));
+    let delays = Arc::new(Mutex::new(vec![Vec::<f64>::new(); n]));
+    let energies = Arc::new(Mutex::new(vec![Vec::<f64>::new(); n]));
+    let mut srs = Vec::new();
+    for k in 0..n {
+        let c = captured.clone();
+        pipeline
+            .by_name(&format!("cam{k}"))
+            .ok_or("no camera")?
+            .static_pad("src")
+            .ok_or("no pad")?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                c.lock().unwrap()[k] += 1;
+                gst::PadProbeReturn::Ok
+            });
+        let (d, e) = (delays.clone(), energies.clone());
+        let show = pipeline.by_name(&format!("show{k}")).ok_or("no sink")?;
+        show.connect("handoff", false, move |vals| {
+            let sink = vals[0].get::<gst::Element>().ok()?;
+            let buf = vals[1].get::<gst::Buffer>().ok()?;
+            let pad = vals[2].get::<gst::Pad>().ok()?;
+            if let Some(info) = pad
+                .current_caps()
+                .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok())
+                && let Ok(frame) = gst_video::VideoFrameRef::from_buffer_ref_readable(&buf, &info)
+                && let Some(hf) = hf_energy(&frame)
+            {
+                e.lock().unwrap()[k].push(hf);
+            }
+            if let (Some(clock), Some(base), Some(pts)) =
+                (sink.clock(), sink.base_time(), buf.pts())
+            {
+                let now = clock.time().saturating_sub(base);
+                d.lock().unwrap()[k]
+                    .push(now.nseconds().saturating_sub(pts.nseconds()) as f64 / 1e6);
+            }
+            None
         });
-    let delays = Arc::new(Mutex::new(Vec::<f64>::new()));
-    let energies = Arc::new(Mutex::new(Vec::<f64>::new()));
-    let (d, e) = (delays.clone(), energies.clone());
-    let show = pipeline.by_name("show").ok_or("no sink")?;
-    show.connect("handoff", false, move |vals| {
-        let sink = vals[0].get::<gst::Element>().ok()?;
-        let buf = vals[1].get::<gst::Buffer>().ok()?;
-        let pad = vals[2].get::<gst::Pad>().ok()?;
-        if let Some(info) = pad
-            .current_caps()
-            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok())
-            && let Ok(frame) = gst_video::VideoFrameRef::from_buffer_ref_readable(&buf, &info)
-            && let Some(hf) = hf_energy(&frame)
-        {
-            e.lock().unwrap().push(hf);
-        }
-        if let (Some(clock), Some(base), Some(pts)) = (sink.clock(), sink.base_time(), buf.pts()) {
-            let now = clock.time().saturating_sub(base);
-            d.lock()
-                .unwrap()
-                .push(now.nseconds().saturating_sub(pts.nseconds()) as f64 / 1e6);
-        }
-        None
-    });
-    let sr = pipeline.by_name("sr").ok_or("no mstgansr")?;
+        srs.push(pipeline.by_name(&format!("sr{k}")).ok_or("no mstgansr")?);
+    }
     pipeline.set_state(gst::State::Playing)?;
     let bus = pipeline.bus().ok_or("no bus")?;
-    // measure from the first shown frame on: model loading and warm-up are not the steady state
+    // measure from the first shown frame of every camera on: model loading and warm-up are not
+    // the steady state
     let started = std::time::Instant::now();
-    while delays.lock().unwrap().is_empty() {
+    while delays.lock().unwrap().iter().any(Vec::is_empty) {
         if started.elapsed() > Duration::from_secs(120) {
             return Err("nothing was shown in 120 s".into());
         }
@@ -248,10 +276,11 @@ fn run(
             return Err(format!("{} ({:?})", e.error(), e.debug()).into());
         }
     }
-    let base_captured = *captured.lock().unwrap();
-    let base_shown = delays.lock().unwrap().len();
-    let base_energies = energies.lock().unwrap().len();
-    let stats0 = sr.property::<gst::Structure>("stats");
+    let base_captured = captured.lock().unwrap().clone();
+    let base_shown: Vec<usize> = delays.lock().unwrap().iter().map(Vec::len).collect();
+    let base_energies: Vec<usize> = energies.lock().unwrap().iter().map(Vec::len).collect();
+    let stats0: Vec<gst::Structure> = srs.iter().map(|s| s.property("stats")).collect();
+    let cpu0 = cpu_seconds();
     let t0 = std::time::Instant::now();
     let deadline = t0 + Duration::from_secs(a.seconds);
     while std::time::Instant::now() < deadline {
@@ -264,23 +293,66 @@ fn run(
         }
     }
     let elapsed = t0.elapsed().as_secs_f64();
-    let stats1 = sr.property::<gst::Structure>("stats");
-    let shown_delays: Vec<f64> = delays.lock().unwrap()[base_shown..].to_vec();
-    let steadiness_cv = cv_percent(&energies.lock().unwrap()[base_energies..]);
-    let captured = *captured.lock().unwrap() - base_captured;
+    let cpu = cpu_seconds() - cpu0;
+    let stats1: Vec<gst::Structure> = srs.iter().map(|s| s.property("stats")).collect();
+    let shown_delays: Vec<Vec<f64>> = delays
+        .lock()
+        .unwrap()
+        .iter()
+        .zip(&base_shown)
+        .map(|(d, b)| d[*b..].to_vec())
+        .collect();
+    let cvs: Vec<f64> = energies
+        .lock()
+        .unwrap()
+        .iter()
+        .zip(&base_energies)
+        .map(|(e, b)| cv_percent(&e[*b..]))
+        .collect();
+    let captured: u64 = captured
+        .lock()
+        .unwrap()
+        .iter()
+        .zip(&base_captured)
+        .map(|(c, b)| c - b)
+        .sum();
+    let users = stats1[0].get::<u64>("engine-users").unwrap_or(0);
     pipeline.set_state(gst::State::Null)?;
-    let diff = |k: &str| stats1.get::<u64>(k).unwrap_or(0) - stats0.get::<u64>(k).unwrap_or(0);
+    let diff = |k: &str| -> u64 {
+        stats0
+            .iter()
+            .zip(&stats1)
+            .map(|(s0, s1)| s1.get::<u64>(k).unwrap_or(0) - s0.get::<u64>(k).unwrap_or(0))
+            .sum()
+    };
+    let all: Vec<f64> = shown_delays.iter().flatten().copied().collect();
+    let shown = all.len() as u64;
     Ok(Run {
-        steadiness_cv,
-        out_fps: shown_delays.len() as f64 / elapsed,
-        delay_max_ms: shown_delays.iter().copied().fold(0.0, f64::max),
-        delay_median_ms: median(shown_delays.clone()),
+        steadiness_cv: median(cvs),
+        out_fps: shown as f64 / elapsed / n as f64,
+        delay_max_ms: all.iter().copied().fold(0.0, f64::max),
+        delay_median_ms: median(all),
         captured,
-        shown: shown_delays.len() as u64,
+        shown,
         inferred: diff("inferred"),
         resized: diff("resized"),
         full: diff("full-windows"),
+        cpu_percent: 100.0 * cpu / elapsed,
+        engine_users: users,
     })
+}
+
+/// This process's CPU time (user + system), seconds.
+fn cpu_seconds() -> f64 {
+    // /proc/self/stat fields 14 and 15, in clock ticks (100 a second on Linux)
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .unwrap_or(f64::NAN)
 }
 
 /// Shown frames that came from the model (the rest were resized or frames from before).
@@ -319,7 +391,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let r = run(&a, mid, variant, provider)?;
             eprintln!(
                 "round {} recipe {name} ({what}): {:.2} frames/s shown, {:.1} % from the model, steadiness CV {:.2} %, \
-                 delay median {:.0} ms max {:.0} ms, {} captured {} shown, {} inferred ({} with T distinct frames), {} resized",
+                 delay median {:.0} ms max {:.0} ms, {} captured {} shown, {} inferred ({} with T distinct frames), {} resized, \
+                 CPU {:.0} %, engine users {}",
                 round + 1,
                 r.out_fps,
                 model_share(&r),
@@ -330,19 +403,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 r.shown,
                 r.inferred,
                 r.full,
-                r.resized
+                r.resized,
+                r.cpu_percent,
+                r.engine_users
             );
             results[i].push(r);
         }
     }
     println!(
-        "live {}x{} at {} fps -> x{}, {} s per run, {} round(s) alternated; medians over rounds",
-        a.width, a.height, a.fps, a.scale, a.seconds, a.rounds
+        "live {}x{} at {} fps -> x{}, {} camera(s) in one process (shared-engine={}), {} s per run, \
+         {} round(s) alternated; medians over rounds; frames/s per camera",
+        a.width, a.height, a.fps, a.scale, a.cameras, a.shared, a.seconds, a.rounds
     );
     println!(
-        "| recipe | frames/s shown | from the model | steadiness CV | delay median ms | delay max ms | frames lost | inferred from T distinct frames | inferred / resized |"
+        "| recipe | frames/s shown | from the model | steadiness CV | delay median ms | delay max ms | frames lost | inferred from T distinct frames | inferred / resized | CPU % of a core |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for ((_, what, _, _, _), runs) in chosen.iter().zip(&results) {
         let med = |f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
         let lost = med(&|r| {
@@ -350,7 +426,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         let full = med(&|r| 100.0 * r.full as f64 / r.inferred.max(1) as f64);
         println!(
-            "| {what} | {:.2} | {:.1} % | {:.2} % | {:.0} | {:.0} | {:.1} % | {:.0} % | {:.0} / {:.0} |",
+            "| {what} | {:.2} | {:.1} % | {:.2} % | {:.0} | {:.0} | {:.1} % | {:.0} % | {:.0} / {:.0} | {:.0} |",
             med(&|r| r.out_fps),
             med(&model_share),
             med(&|r| r.steadiness_cv),
@@ -360,6 +436,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             full,
             med(&|r| r.inferred as f64),
             med(&|r| r.resized as f64),
+            med(&|r| r.cpu_percent),
         );
     }
     Ok(())

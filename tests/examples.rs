@@ -485,11 +485,11 @@ fn relay(src_port: u16, port: u16) -> Kill {
     )
 }
 
-/// An RTSP client on the relay: returns an appsink delivering RGB frames.
-fn client(port: u16) -> (gst::Pipeline, gst_app::AppSink) {
+/// An RTSP client on the relay's `mount`: returns an appsink delivering RGB frames.
+fn client_at(port: u16, mount: &str) -> (gst::Pipeline, gst_app::AppSink) {
     gst::init().unwrap();
     let p = gst::parse::launch(&format!(
-        "rtspsrc location=rtsp://127.0.0.1:{port}/upscaled protocols=tcp latency=100 ! decodebin ! videoconvert ! \
+        "rtspsrc location=rtsp://127.0.0.1:{port}{mount} protocols=tcp latency=100 ! decodebin ! videoconvert ! \
          video/x-raw,format=RGB ! appsink name=out sync=false max-buffers=2 drop=true"
     ))
     .unwrap()
@@ -527,9 +527,13 @@ fn wait_for_camera_frames(sink: &gst_app::AppSink, deadline: Duration) -> Option
 }
 
 fn connect_client(port: u16) -> (gst::Pipeline, gst_app::AppSink) {
+    connect_client_at(port, "/upscaled")
+}
+
+fn connect_client_at(port: u16, mount: &str) -> (gst::Pipeline, gst_app::AppSink) {
     // the server may need a moment to listen
     for _ in 0..20 {
-        let (p, s) = client(port);
+        let (p, s) = client_at(port, mount);
         if next_frame(&s, 3).is_some() {
             return (p, s);
         }
@@ -576,6 +580,122 @@ fn rtsp_relay_recovers_when_the_camera_comes_back() {
         .expect("camera frames after the camera came back");
     assert_eq!((f.0, f.1), (320, 240));
     p.set_state(gst::State::Null).unwrap();
+}
+
+/// The body of `GET path` on the relay's metrics port.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(c, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[test]
+fn rtsp_relay_serves_many_cameras_each_on_its_own() {
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut sources: Vec<Option<Kill>> = ports.iter().map(|p| Some(source(*p))).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = std::env::temp_dir().join(format!("mstgansr-relay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("cameras.txt");
+    let line = |name: &str, port: u16| format!("{name} rtsp://127.0.0.1:{port}/cam\n");
+    std::fs::write(
+        &config,
+        format!(
+            "# three loopback cameras\n{}{}{}",
+            line("a", ports[0]),
+            line("b", ports[1]),
+            line("c", ports[2])
+        ),
+    )
+    .unwrap();
+    let (rp, mp) = (free_port(), free_port());
+    let _relay = Kill(
+        Command::new(example("rtsp_relay"))
+            .args(["--config", config.to_str().unwrap()])
+            .args(["--port", &rp.to_string(), "--metrics-port", &mp.to_string()])
+            .args([
+                "--width", "160", "--height", "120", "--fps", "15", "--scale", "2",
+            ])
+            .args([
+                "--provider",
+                "cpu",
+                "--model",
+                &fixture("fixture-x2-t5.onnx"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let clients: Vec<_> = ["/a", "/b", "/c"]
+        .iter()
+        .map(|m| connect_client_at(rp, m))
+        .collect();
+    for (m, (_, sink)) in ["/a", "/b", "/c"].iter().zip(&clients) {
+        let f = wait_for_camera_frames(sink, Duration::from_secs(40))
+            .unwrap_or_else(|| panic!("camera frames on {m}"));
+        assert_eq!((f.0, f.1), (320, 240), "{m} upscaled x2");
+    }
+    // one instance of the model for the three cameras
+    let text = http_get(mp, "/metrics");
+    assert!(
+        text.contains("mstgansr_relay_engine_users{camera=\"a\"} 3"),
+        "{text}"
+    );
+    // camera b dies: a and c keep serving camera frames
+    sources[1] = None;
+    std::thread::sleep(Duration::from_secs(4));
+    for i in [0, 2] {
+        assert!(
+            wait_for_camera_frames(&clients[i].1, Duration::from_secs(10)).is_some(),
+            "camera {i} while b is away"
+        );
+    }
+    assert!(http_get(mp, "/ready").contains("503"));
+    // and comes back on its address
+    sources[1] = Some(source(ports[1]));
+    assert!(
+        wait_for_camera_frames(&clients[1].1, Duration::from_secs(40)).is_some(),
+        "camera b after it came back"
+    );
+    // a camera added to the config while running gets its own mount
+    std::fs::write(
+        &config,
+        format!(
+            "{}{}{}{}",
+            line("a", ports[0]),
+            line("b", ports[1]),
+            line("c", ports[2]),
+            line("d", ports[0])
+        ),
+    )
+    .unwrap();
+    let (pd, sd) = connect_client_at(rp, "/d");
+    assert!(
+        wait_for_camera_frames(&sd, Duration::from_secs(40)).is_some(),
+        "camera d added at run time"
+    );
+    let text = http_get(mp, "/metrics");
+    for cam in ["a", "b", "c", "d"] {
+        assert!(
+            text.contains(&format!("mstgansr_relay_camera_up{{camera=\"{cam}\"}} 1")),
+            "{cam}: {text}"
+        );
+    }
+    let reconnects: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("mstgansr_relay_reconnects_total{camera=\"b\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(reconnects >= 1, "{text}");
+    pd.set_state(gst::State::Null).unwrap();
+    for (p, _) in clients {
+        p.set_state(gst::State::Null).unwrap();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // ---- the README's gst-launch recipes --------------------------------------------------------------

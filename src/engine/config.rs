@@ -198,6 +198,9 @@ pub struct EngineConfig {
     pub threads: usize,
     /// Use the model's extractor/fusion pair when it is there.
     pub feature_cache: bool,
+    /// Share the sessions with every other engine of this process built from the same
+    /// configuration (see [`Engine::new`](super::Engine::new)).
+    pub share: bool,
 }
 
 impl EngineConfig {
@@ -212,7 +215,33 @@ impl EngineConfig {
             engine_cache_dir: None,
             threads: 0,
             feature_cache: true,
+            share: false,
         }
+    }
+
+    #[must_use]
+    pub fn with_sharing(mut self, share: bool) -> Self {
+        self.share = share;
+        self
+    }
+
+    /// What must match for two engines to share sessions: everything that shapes a session.
+    pub(super) fn share_key(&self) -> String {
+        let path = self
+            .model_path
+            .canonicalize()
+            .unwrap_or_else(|_| self.model_path.clone());
+        format!(
+            "{}|{}|{:?}|{}|{:?}|{:?}|{}|{}",
+            path.display(),
+            self.scale,
+            self.provider,
+            self.device_id,
+            self.precision,
+            self.engine_cache_dir,
+            self.threads,
+            self.feature_cache
+        )
     }
 
     #[must_use]

@@ -22,8 +22,10 @@ mod runtime;
 mod shaped;
 mod split;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use ort::session::RunOptions;
 use ort::value::TensorRef;
@@ -112,22 +114,57 @@ impl StopHandle {
     }
 }
 
-pub struct Engine {
-    session: Graph,
-    stop: StopHandle,
+/// The sessions: what engines built from the same configuration share.
+struct Sessions {
+    whole: Graph,
+    split: Option<SplitGraphs>,
+}
+
+/// What an engine knows about its sessions, copied into every engine that shares them.
+#[derive(Clone)]
+struct Described {
     info: ModelInfo,
     active_provider: ActiveProvider,
     skipped_providers: SkippedProviders,
-    split: Option<SplitGraphs>,
     feature_cache: FeatureCache,
+    feature_channels: Option<usize>,
+}
+
+/// Sessions in use by engines with `share`, by [`EngineConfig::share_key`]; the last engine
+/// that drops them frees them.
+static SHARED: LazyLock<Mutex<SharedSessions>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+type SharedSessions = HashMap<String, (Weak<Mutex<Sessions>>, Described)>;
+
+/// Counts the engines sharing one set of sessions, without holding them (for statistics).
+#[derive(Clone)]
+pub struct Users(Weak<Mutex<Sessions>>);
+
+impl Users {
+    pub fn count(&self) -> usize {
+        self.0.strong_count()
+    }
+}
+
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Users").field(&self.count()).finish()
+    }
+}
+
+pub struct Engine {
+    sessions: Arc<Mutex<Sessions>>,
+    stop: StopHandle,
+    described: Described,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("info", &self.info)
-            .field("active_provider", &self.active_provider)
-            .field("feature_cache", &self.feature_cache)
+            .field("info", &self.described.info)
+            .field("active_provider", &self.described.active_provider)
+            .field("feature_cache", &self.described.feature_cache)
+            .field("users", &self.users())
             .finish()
     }
 }
@@ -142,7 +179,69 @@ fn inference_failure(frames: usize, width: usize, height: usize) -> impl Fn(Stri
 }
 
 impl Engine {
+    /// Loads the model's sessions, or, with `cfg.share`, takes those another engine of this
+    /// process already loaded from the same configuration: one copy of the weights, one thread
+    /// pool and one arena for all of them, runs taking turns. Each engine keeps its own stop
+    /// handle, and its window and caches live outside the engine.
     pub fn new(cfg: &EngineConfig) -> Result<Self, EngineError> {
+        if !cfg.share {
+            let (sessions, described) = Self::load(cfg)?;
+            return Ok(Self {
+                sessions: Arc::new(Mutex::new(sessions)),
+                stop: StopHandle::new()?,
+                described,
+            });
+        }
+        let key = cfg.share_key();
+        // held through a load, so that two instances starting together load once
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        shared.retain(|_, (w, _)| w.strong_count() > 0);
+        if let Some((sessions, described)) = shared
+            .get(&key)
+            .and_then(|(w, d)| w.upgrade().map(|s| (s, d.clone())))
+        {
+            return Ok(Self {
+                sessions,
+                stop: StopHandle::new()?,
+                described,
+            });
+        }
+        let (sessions, described) = Self::load(cfg)?;
+        let sessions = Arc::new(Mutex::new(sessions));
+        shared.insert(key, (Arc::downgrade(&sessions), described.clone()));
+        Ok(Self {
+            sessions,
+            stop: StopHandle::new()?,
+            described,
+        })
+    }
+
+    /// Engines using these sessions, this one included.
+    pub fn users(&self) -> usize {
+        Arc::strong_count(&self.sessions)
+    }
+
+    /// [`Engine::users`] for another thread, without keeping the sessions alive.
+    pub fn users_handle(&self) -> Users {
+        Users(Arc::downgrade(&self.sessions))
+    }
+
+    /// The sessions, once no other engine is running them; gives up when this engine is
+    /// stopped, so a flush never waits for another stream's inference.
+    fn sessions(&self) -> Result<MutexGuard<'_, Sessions>, EngineError> {
+        loop {
+            match self.sessions.try_lock() {
+                Ok(g) => return Ok(g),
+                Err(std::sync::TryLockError::Poisoned(e)) => return Ok(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    self.stop.check()?;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        }
+    }
+
+    fn load(cfg: &EngineConfig) -> Result<(Sessions, Described), EngineError> {
         if ![2, 3, 4].contains(&cfg.scale) {
             return Err(EngineError::Config(format!(
                 "scale must be 2, 3 or 4, not {}",
@@ -204,26 +303,28 @@ impl Engine {
             });
         }
         let (split, feature_cache) = split::load(cfg, active_provider, &session);
-        let session = Graph::new(
+        let whole = Graph::new(
             session,
             &cfg.model_path,
             cfg,
             active_provider.as_request(),
             true,
         );
-        Ok(Self {
-            session,
-            stop: StopHandle::new()?,
-            info,
-            active_provider,
-            skipped_providers,
-            split,
-            feature_cache,
-        })
+        let feature_channels = split.as_ref().map(SplitGraphs::channels);
+        Ok((
+            Sessions { whole, split },
+            Described {
+                info,
+                active_provider,
+                skipped_providers,
+                feature_cache,
+                feature_channels,
+            },
+        ))
     }
 
     pub fn info(&self) -> &ModelInfo {
-        &self.info
+        &self.described.info
     }
 
     /// A handle that stops this engine's inference from another thread.
@@ -233,25 +334,25 @@ impl Engine {
 
     /// The provider that registered (what actually runs the model).
     pub fn active_provider(&self) -> ActiveProvider {
-        self.active_provider
+        self.described.active_provider
     }
 
     /// Providers `auto` tried before the active one, with the reason each was skipped.
     pub fn skipped_providers(&self) -> &SkippedProviders {
-        &self.skipped_providers
+        &self.described.skipped_providers
     }
 
     /// Bytes one frame's cached features take per low-resolution pixel (3 pyramid levels of
     /// `feature_channels` floats), when the feature cache is loaded.
     pub fn feature_bytes_per_pixel(&self) -> Option<u64> {
-        self.split
-            .as_ref()
-            .map(|s| (s.channels() as u64 * 4 * 21).div_ceil(16))
+        self.described
+            .feature_channels
+            .map(|c| (c as u64 * 4 * 21).div_ceil(16))
     }
 
     /// Whether [`Engine::extract`] / [`Engine::run_cached`] are available, or why not.
     pub fn feature_cache(&self) -> &FeatureCache {
-        &self.feature_cache
+        &self.described.feature_cache
     }
 
     /// Runs `batch` windows: `frames` is `[N, T, 3, H, W]` planar RGB (len N*T*3*H*W); writes
@@ -264,8 +365,8 @@ impl Engine {
         height: usize,
         out: &mut [f32],
     ) -> Result<(), EngineError> {
-        let t = self.info.window;
-        let s = self.info.scale as usize;
+        let t = self.described.info.window;
+        let s = self.described.info.scale as usize;
         let fail = inference_failure(batch * t, width, height);
         if batch == 0 || frames.len() != batch * t * 3 * width * height {
             return Err(fail(format!(
@@ -278,8 +379,9 @@ impl Engine {
         let input = TensorRef::from_array_view(([batch, t, 3, height, width], frames))
             .map_err(|e| fail(e.to_string()))?;
         let stop = &self.stop;
-        let outputs = self
-            .session
+        let mut sessions = self.sessions()?;
+        let outputs = sessions
+            .whole
             .session(&[("frames", &[batch, t, 3, height, width])])
             .map_err(&fail)?
             .run_with_options(ort::inputs!["frames" => input], stop.options())
@@ -297,7 +399,8 @@ impl Engine {
         let fail = |reason: String| {
             inference_failure(1, width, height)(format!("feature extractor: {reason}"))
         };
-        let split = self
+        let mut sessions = self.sessions()?;
+        let split = sessions
             .split
             .as_mut()
             .ok_or_else(|| fail("the model has no extractor/fusion pair loaded".into()))?;
@@ -326,10 +429,11 @@ impl Engine {
         height: usize,
         out: &mut [f32],
     ) -> Result<(), EngineError> {
-        let t = self.info.window;
-        let s = self.info.scale as usize;
+        let t = self.described.info.window;
+        let s = self.described.info.scale as usize;
         let fail = inference_failure(batch * t, width, height);
-        let split = self
+        let mut sessions = self.sessions()?;
+        let split = sessions
             .split
             .as_mut()
             .ok_or_else(|| fail("the model has no extractor/fusion pair loaded".into()))?;

@@ -37,7 +37,9 @@ use gst_base::subclass::prelude::*;
 use gst_video::VideoInfo;
 
 use crate::convert;
-use crate::engine::{ActiveProvider, Engine, EngineConfig, EngineError, FeatureCache, StopHandle};
+use crate::engine::{
+    ActiveProvider, Engine, EngineConfig, EngineError, FeatureCache, StopHandle, Users,
+};
 use crate::live::{self, Lateness};
 use crate::memory;
 use crate::models;
@@ -55,7 +57,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 /// Properties that only take effect when the element starts (READY -> PAUSED).
-const READY_ONLY: [&str; 14] = [
+const READY_ONLY: [&str; 15] = [
     "scale",
     "model-location",
     "variant",
@@ -70,6 +72,7 @@ const READY_ONLY: [&str; 14] = [
     "tile-overlap",
     "batch-size",
     "live-tier",
+    "shared-engine",
 ];
 
 #[derive(Debug, Clone)]
@@ -90,6 +93,7 @@ struct Settings {
     continuity: Continuity,
     late_frames: LateFrames,
     live_tier: LiveTier,
+    shared_engine: bool,
 }
 
 impl Default for Settings {
@@ -111,6 +115,7 @@ impl Default for Settings {
             continuity: Continuity::default(),
             late_frames: LateFrames::Drop,
             live_tier: LiveTier::Auto,
+            shared_engine: true,
         }
     }
 }
@@ -166,6 +171,8 @@ struct Running {
     /// Outside the state lock, which an inference holds: a flush or a stop must reach it.
     stop: StopHandle,
     threads: usize,
+    /// Instances sharing this one's onnxruntime session (itself included).
+    engine_users: Users,
 }
 
 /// Timing for latency and QoS, kept apart from the state so that neither the LATENCY query nor
@@ -326,6 +333,7 @@ impl MstGanSr {
             engine_cache_dir: settings.engine_cache_dir.as_ref().map(PathBuf::from),
             threads,
             feature_cache: settings.feature_cache,
+            share: settings.shared_engine,
         };
         let load = |cfg: &EngineConfig| {
             Engine::new(cfg).map_err(|e| {
@@ -562,6 +570,7 @@ impl MstGanSr {
             r.feature_cache_active =
                 *engine.feature_cache() == FeatureCache::Active && plan.feature_cache;
             r.stop = engine.stop_handle();
+            r.engine_users = engine.users_handle();
         }
         self.timing.lock().unwrap().radius = (engine.info().window / 2) as u64;
         self.post_stats(|s| {
@@ -1134,6 +1143,12 @@ impl MstGanSr {
     fn stats_structure(&self) -> gst::Structure {
         let s = self.stats.lock().unwrap().clone();
         let tiles_done = self.tiles_done.load(Ordering::Relaxed);
+        let engine_users = self
+            .running
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map_or(0, |r| r.engine_users.count());
         let t = self.timing.lock().unwrap();
         gst::Structure::builder("application/x-mstgansr-stats")
             .field("frames-in", s.frames_in)
@@ -1147,6 +1162,7 @@ impl MstGanSr {
             .field("tiles", s.tiles)
             .field("tiles-done", tiles_done)
             .field("tier-changes", s.tier_changes)
+            .field("engine-users", engine_users as u64)
             .field(
                 "processing-time",
                 t.processing.map(|p| p.nseconds()).unwrap_or(0),
@@ -1313,6 +1329,18 @@ impl ObjectImpl for MstGanSr {
                     )
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("shared-engine")
+                    .nick("Shared engine")
+                    .blurb(
+                        "Instances in one process that load the same model file with the same \
+                         provider, device, precision, threads and feature cache share one \
+                         onnxruntime session (one copy of the weights, one thread pool, one \
+                         arena); inferences take turns. Windows, caches, QoS and latency stay \
+                         per instance; the last one frees the session",
+                    )
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("feature-cache-active")
                     .nick("Feature cache active")
                     .blurb("Whether the feature cache runs (known once started)")
@@ -1339,8 +1367,9 @@ impl ObjectImpl for MstGanSr {
                         "frames-in, frames-out, inferred, dropped (QoS), resized (QoS), restarts \
                          (clean windows), scene-cuts, full-windows (inferred from T distinct \
                          frames), tiles (per frame), tiles-done (so far: a frame's progress), \
-                         tier-changes (a live source moved to the fast tier), processing-time and \
-                         latency (ns)",
+                         tier-changes (a live source moved to the fast tier), engine-users \
+                         (instances sharing this one's session, itself included), \
+                         processing-time and latency (ns)",
                     )
                     .read_only()
                     .build(),
@@ -1392,6 +1421,7 @@ impl ObjectImpl for MstGanSr {
             }
             "late-frames" => s.late_frames = value.get().expect("type checked upstream"),
             "live-tier" => s.live_tier = value.get().expect("type checked upstream"),
+            "shared-engine" => s.shared_engine = value.get().expect("type checked upstream"),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -1417,6 +1447,7 @@ impl ObjectImpl for MstGanSr {
             "scene-cut-threshold" => s.continuity.scene_cut_threshold.to_value(),
             "late-frames" => s.late_frames.to_value(),
             "live-tier" => s.live_tier.to_value(),
+            "shared-engine" => s.shared_engine.to_value(),
             "feature-cache-active" => running().is_some_and(|r| r.feature_cache_active).to_value(),
             "window" => running().map(|r| r.window).unwrap_or(0).to_value(),
             "model-path" => running()
@@ -1583,6 +1614,7 @@ impl BaseTransformImpl for MstGanSr {
             feature_cache_active: *engine.feature_cache() == FeatureCache::Active,
             stop: engine.stop_handle(),
             threads,
+            engine_users: engine.users_handle(),
         });
         *self.timing.lock().unwrap() = Timing {
             radius: (info.window / 2) as u64,
