@@ -7,7 +7,7 @@ export GST_PLUGIN_PATH := $(PLUGIN_DIR)
 # the bundled models are found next to the source tree; onnxruntime from the project venv
 export MSTGANSR_MODEL_DIR := $(CURDIR)/models
 
-.PHONY: setup setup-demo build demo test test-data test-rust test-python test-python-data test-meson compare bench fixtures gpu-pack fmt lint
+.PHONY: setup setup-demo setup-library build demo test test-data test-rust test-python test-library test-python-data test-meson compare bench fixtures gpu-pack fmt lint
 
 setup:
 	bash scripts/setup.sh
@@ -15,6 +15,11 @@ setup:
 # the demo runs the plugin only: GStreamer and onnxruntime, no torch
 setup-demo:
 	bash scripts/setup.sh --demo
+
+# the library command: the plugin, onnxruntime, Ray and ffmpeg, no torch
+setup-library:
+	bash scripts/setup.sh --library
+	cargo build --release --lib
 
 build: setup
 	cargo build --release
@@ -59,7 +64,12 @@ test-meson: setup
 	meson compile -C builddir
 	meson test -C builddir --print-errorlogs
 
-test: test-rust test-python test-meson
+# the library command end to end (local Ray, ffmpeg, the debug plugin with fixture models)
+test-library: setup
+	cargo build --lib
+	GST_PLUGIN_PATH=$(CURDIR)/target/debug $(PY) -m pytest -q library/tests
+
+test: test-rust test-python test-library test-meson
 
 # the tests that need ../shared/data (Vid4, the training clips): CI runs both targets
 test-data: test-python-data

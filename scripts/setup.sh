@@ -4,6 +4,7 @@
 # targets; by hand, `export GST_PLUGIN_PATH=$PWD/target/release MSTGANSR_MODEL_DIR=$PWD/models`.
 #   (none)    everything the tests and the model tools need (torch, onnxruntime, OpenVINO, ...)
 #   --demo    only what the demo runs: GStreamer and onnxruntime (no torch)
+#   --library only what the library command (library/) runs: GStreamer, onnxruntime, Ray, ffmpeg
 #   --train   everything, and the still photos that training mixes in (Debian wallpaper
 #             packages, ~160 MB) and opencv-doc (box/cup clips, ~95 MB; see models/mstgan/data/videodata.py)
 #   --check   only check the prerequisites that setup cannot install itself, and say what is missing
@@ -72,6 +73,13 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+if [ "$MODE" = "--library" ]; then
+  # the library command: GStreamer, onnxruntime, Ray and ffmpeg (imageio-ffmpeg), not torch
+  .venv/bin/python -m pip install -q "$(grep '^onnxruntime==' models/requirements.txt)" -r library/requirements.txt
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e library
+  echo "setup: ok (library: GStreamer, onnxruntime, Ray)"
+  exit 0
+fi
 if [ "$MODE" = "--demo" ]; then
   # the demo runs the plugin only: onnxruntime (the element loads its library), not torch
   if ! .venv/bin/python -c "import onnxruntime" 2>/dev/null; then
@@ -85,6 +93,15 @@ if [ ! -f "$stamp" ] || ! cmp -s models/requirements.txt "$stamp"; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r models/requirements.txt
   cp models/requirements.txt "$stamp"
+fi
+# the library command (Ray) and its package
+lstamp=.venv/.library-requirements-installed
+if [ ! -f "$lstamp" ] || ! cmp -s library/requirements.txt "$lstamp"; then
+  .venv/bin/python -m pip install -q -r library/requirements.txt
+  cp library/requirements.txt "$lstamp"
+fi
+if ! .venv/bin/python -c "import mstgansr_library" 2>/dev/null; then
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e library
 fi
 # the model code as an editable package: `import mstgan` from anywhere, no path tricks
 if ! .venv/bin/python -c "import mstgan.paths" 2>/dev/null; then

@@ -1,0 +1,5 @@
+import sys
+
+from mstgansr_library.cli import main
+
+sys.exit(main())
