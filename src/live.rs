@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
-//! Live-source policy without GStreamer: when sustained lateness calls for a cheaper model, and
-//! when `late-frames=resize` may still spend an inference.
+//! Live-source policy without GStreamer: the latency the element reports and when it moved
+//! enough to say so, the smoothed processing time, when sustained lateness calls for a cheaper
+//! model, and when `late-frames=resize` may still spend an inference.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -14,6 +15,37 @@ pub const LATE_SHARE_PERCENT: usize = 50;
 /// Under `late-frames=resize`, the longest inference the element starts: the frames that arrive
 /// meanwhile wait in the queue in front, and the recipes' leaky queues hold one second.
 pub const MAX_STALL: Duration = Duration::from_millis(500);
+
+/// The latency the element adds (ns): (T-1)/2 frames of look-ahead (`radius`) and batch - 1
+/// frames of batching, plus two inferences (the one running when a frame's window completes,
+/// and its own).
+pub fn latency(frame_ns: u64, radius: u64, batch: u64, processing_ns: u64) -> u64 {
+    frame_ns
+        .saturating_mul(radius + batch.max(1) - 1)
+        .saturating_add(processing_ns.saturating_mul(2))
+}
+
+/// Folds one inference's time into the estimate: quick to rise, slow to fall, so the latency
+/// covers the slow runs.
+pub fn smoothed(previous_ns: Option<u64>, took_ns: u64) -> u64 {
+    match previous_ns {
+        Some(p) if took_ns > p => p / 2 + took_ns / 2,
+        Some(p) => (p / 8) * 7 + took_ns / 8,
+        None => took_ns,
+    }
+}
+
+/// Whether a new latency is worth a Latency message: first known, or moved by more than a fifth
+/// (of at least 1 ms, so jitter on tiny latencies does not flood the bus).
+pub fn latency_moved(reported_ns: Option<u64>, new_ns: u64) -> bool {
+    match reported_ns {
+        None => true,
+        Some(old) => {
+            let (a, b) = (old as f64, new_ns as f64);
+            (a - b).abs() > 0.2 * a.max(1e6)
+        }
+    }
+}
 
 /// Whether the outputs of the last two seconds came from the model, to tell a burst of late
 /// frames (which `late-frames` handles) from a model that no longer keeps up.
@@ -71,6 +103,33 @@ pub fn resize_may_infer(processing: Option<Duration>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_counts_the_look_ahead_the_batch_and_two_inferences() {
+        // T=5 at 25 fps, batch 1, 100 ms a window: 2 frames + 2 inferences
+        assert_eq!(latency(40_000_000, 2, 1, 100_000_000), 280_000_000);
+        // batch 4 waits for 3 more frames
+        assert_eq!(latency(40_000_000, 2, 4, 0), 200_000_000);
+        assert_eq!(latency(40_000_000, 3, 0, 0), 120_000_000);
+        assert_eq!(latency(u64::MAX, 3, 1, 1), u64::MAX);
+    }
+
+    #[test]
+    fn processing_rises_quickly_and_falls_slowly() {
+        assert_eq!(smoothed(None, 80), 80);
+        assert_eq!(smoothed(Some(80), 160), 120);
+        assert_eq!(smoothed(Some(800), 0), 700);
+    }
+
+    #[test]
+    fn only_a_fifth_moves_the_latency() {
+        assert!(latency_moved(None, 0));
+        assert!(!latency_moved(Some(100_000_000), 119_000_000));
+        assert!(latency_moved(Some(100_000_000), 121_000_000));
+        assert!(latency_moved(Some(100_000_000), 79_000_000));
+        // under 1 ms, a fifth of a millisecond
+        assert!(!latency_moved(Some(100_000), 250_000));
+    }
 
     #[test]
     fn the_span_is_two_seconds_of_frames_and_never_short() {

@@ -56,25 +56,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// Properties that only take effect when the element starts (READY -> PAUSED).
-const READY_ONLY: [&str; 15] = [
-    "scale",
-    "model-location",
-    "variant",
-    "execution-provider",
-    "device-id",
-    "precision",
-    "engine-cache-dir",
-    "threads",
-    "feature-cache",
-    "max-memory",
-    "tile-size",
-    "tile-overlap",
-    "batch-size",
-    "live-tier",
-    "shared-engine",
-];
-
 #[derive(Debug, Clone)]
 struct Settings {
     scale: u32,
@@ -200,9 +181,13 @@ impl Timing {
     /// batching, plus two inferences (the one running when a frame's window completes, and its
     /// own).
     fn ours(&self) -> Option<gst::ClockTime> {
-        let frames = self.frame? * (self.radius + self.batch.max(1) - 1);
-        let p = self.processing.unwrap_or(gst::ClockTime::ZERO);
-        Some(frames + p * 2)
+        let p = self.processing.map_or(0, |p| p.nseconds());
+        Some(gst::ClockTime::from_nseconds(live::latency(
+            self.frame?.nseconds(),
+            self.radius,
+            self.batch,
+            p,
+        )))
     }
 }
 
@@ -1025,12 +1010,10 @@ impl MstGanSr {
         let took = gst::ClockTime::from_nseconds(took.as_nanos() as u64);
         let changed = {
             let mut t = self.timing.lock().unwrap();
-            t.processing = Some(match t.processing {
-                // quick to rise, slow to fall: a latency that covers the slow runs
-                Some(p) if took > p => (p + took) / 2,
-                Some(p) => (p * 7 + took) / 8,
-                None => took,
-            });
+            t.processing = Some(gst::ClockTime::from_nseconds(live::smoothed(
+                t.processing.map(|p| p.nseconds()),
+                took.nseconds(),
+            )));
             self.refresh_latency(&mut t)
         };
         if changed {
@@ -1043,13 +1026,7 @@ impl MstGanSr {
         let Some(new) = t.ours() else {
             return false;
         };
-        let moved = match t.reported {
-            None => true,
-            Some(old) => {
-                let (a, b) = (old.nseconds() as f64, new.nseconds() as f64);
-                (a - b).abs() > 0.2 * a.max(1e6)
-            }
-        };
+        let moved = live::latency_moved(t.reported.map(|r| r.nseconds()), new.nseconds());
         if moved {
             t.reported = Some(new);
         }
@@ -1380,7 +1357,10 @@ impl ObjectImpl for MstGanSr {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let name = pspec.name();
-        if READY_ONLY.contains(&name) && self.running.lock().unwrap().is_some() {
+        // properties that take effect when the element starts are the ones flagged mutable in READY
+        if pspec.flags().contains(gst::PARAM_FLAG_MUTABLE_READY)
+            && self.running.lock().unwrap().is_some()
+        {
             let shown = self.property(_id, pspec);
             gst::warning!(
                 CAT,
