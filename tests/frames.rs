@@ -109,17 +109,6 @@ fn tiled_output_matches_untiled() {
     }
 }
 
-fn resident_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        >> 10
-}
-
 #[test]
 fn tiles_follow_the_memory_bound() {
     init();

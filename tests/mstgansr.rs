@@ -403,26 +403,29 @@ fn unsupported_caps_fail_negotiation() {
 
 #[test]
 fn frames_too_large_for_memory_fail_clearly() {
-    // 640x480 at x2: the window and the upscaled frames alone take ~36 MiB, more than 16
+    // 640x480 at x2: the window and the upscaled frames alone take ~51 MiB, more than the 16
+    // that max-memory leaves above what the process holds
     let m = run_pipeline(
         &format!(
-            "model-location={} scale=2 max-memory=16",
-            fixture("fixture-x2-t5.onnx")
+            "model-location={} scale=2 max-memory={}",
+            fixture("fixture-x2-t5.onnx"),
+            resident_mib() + 16
         ),
         "video/x-raw,format=RGB,width=640,height=480",
     );
     let (headline, _) = m.errors.first().expect("an error");
     assert!(
         headline.contains("640x480 frames at x2")
-            && headline.contains("16 MiB max-memory allows")
+            && headline.contains("max-memory (less what the process already holds) allows")
             && headline.contains("downscale the input"),
         "{headline}"
     );
-    // with 64 MiB it fits, in tiles
+    // with 200 MiB more it fits, in tiles
     let m = run_pipeline(
         &format!(
-            "model-location={} scale=2 max-memory=64",
-            fixture("fixture-x2-t5.onnx")
+            "model-location={} scale=2 max-memory={}",
+            fixture("fixture-x2-t5.onnx"),
+            resident_mib() + 200
         ),
         "video/x-raw,format=RGB,width=640,height=480",
     );

@@ -151,7 +151,7 @@ def test_mismatched_output_size_is_an_error():
 def test_bicubic_on_vid4_reproduces_the_published_numbers(shared_data):
     """The whole protocol (MATLAB bicubic x4 on all 171 BIx4 frames, Y, crop 0, mean per clip then
     over clips) against the literature's 23.78 dB / 0.6347."""
-    from mstgan.tools.evaluate import evaluate
+    from mstgan.core.evaluation import evaluate
 
     avg = evaluate("bicubic", 4, shared_data / "vid4")["average"]
     assert avg["psnr"] == pytest.approx(23.78, abs=0.01)
@@ -192,7 +192,7 @@ def test_validation_split_is_the_held_out_clips(shared_data):
     """``evaluate --dataset validation``: the three held-out clips, whole frames, BI inputs; a
     compressed input scores lower than the clean one, and an unknown set is an error."""
     from mstgan.data.clips import VAL_SEQUENCES
-    from mstgan.tools.evaluate import evaluate
+    from mstgan.core.evaluation import evaluate
 
     clean = evaluate("bicubic", 4, shared_data / "vid4", dataset="validation")
     assert list(clean["clips"]) == list(VAL_SEQUENCES)

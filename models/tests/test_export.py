@@ -4,7 +4,8 @@ import torch
 
 from mstgan.archs.mstgan_arch import MSTGenerator
 from mstgan.deploy.export import export_onnx, parity, read_metadata
-from mstgan.deploy.quantize import calibration_windows, quantize
+from mstgan.core.calibration import calibration_windows
+from mstgan.deploy.quantize import quantize
 
 
 def test_export_parity_and_metadata(tmp_path):

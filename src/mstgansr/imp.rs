@@ -169,6 +169,10 @@ struct Timing {
     /// What the LATENCY query adds to upstream's; `None` until caps are known.
     reported: Option<gst::ClockTime>,
     upstream_live: bool,
+    /// Upstream's minimum latency at caps (a jitterbuffer's, a decoder's): frames reach this
+    /// element that much after their running time, so it is part of their deadline until the
+    /// pipeline's latency is known.
+    upstream_min: gst::ClockTime,
     /// The pipeline latency the sinks were given (LATENCY event).
     pipeline_latency: Option<gst::ClockTime>,
     /// From the last QoS event: outputs with an earlier running time are late.
@@ -720,7 +724,9 @@ impl MstGanSr {
     /// (QoS), or, from a live source, it cannot be ready before the sink must show it.
     fn verdict(&self, pts: Option<gst::ClockTime>) -> Verdict {
         let obj = self.obj();
-        if !obj.is_qos() {
+        // the first output always goes out: a sink prerolls on it, and only then does the
+        // pipeline know its latency, by which the others are judged
+        if !obj.is_qos() || self.stats.lock().unwrap().frames_out == 0 {
             return Verdict::Infer;
         }
         let Some(pts) = pts else {
@@ -745,9 +751,11 @@ impl MstGanSr {
         let (Some(clock), Some(base)) = (obj.clock(), obj.base_time()) else {
             return Verdict::Infer;
         };
+        // before the sinks have prerolled the pipeline's latency is unknown (a sink answers the
+        // query only once it has a buffer): upstream's and ours until then
         let latency = t
             .pipeline_latency
-            .or(t.ours())
+            .or(t.ours().map(|o| o + t.upstream_min))
             .unwrap_or(gst::ClockTime::ZERO);
         let now = clock.time().saturating_sub(base);
         let due = rt + latency;
@@ -1676,7 +1684,13 @@ impl BaseTransformImpl for MstGanSr {
             .map_err(|_| gst::loggable_error!(CAT, "bad output caps {outcaps}"))?;
         let settings = self.settings.lock().unwrap().clone();
         let mut upstream = gst::query::Latency::new();
-        let live = self.obj().sink_pad().peer_query(&mut upstream) && upstream.result().0;
+        let answered = self.obj().sink_pad().peer_query(&mut upstream);
+        let live = answered && upstream.result().0;
+        let upstream_min = if answered {
+            upstream.result().1
+        } else {
+            gst::ClockTime::ZERO
+        };
         let mut guard = self.state.lock().unwrap();
         let state = guard
             .as_mut()
@@ -1805,6 +1819,7 @@ impl BaseTransformImpl for MstGanSr {
             t.frame = frame.or(Some(gst::ClockTime::ZERO));
             t.batch = plan.batch as u64;
             t.upstream_live = live;
+            t.upstream_min = upstream_min;
             if warm.is_some() {
                 t.processing = warm;
             }

@@ -259,3 +259,15 @@ pub fn golden_run(name: &str, window_check: u32, cache: bool, provider: &str) ->
         .unwrap()
         .property::<bool>("feature-cache-active")
 }
+
+/// What this test process holds now (VmRSS), MiB: `max-memory` bounds the whole process.
+pub fn resident_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        >> 10
+}

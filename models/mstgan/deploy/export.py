@@ -24,7 +24,8 @@ import onnx
 import torch
 
 from mstgan import __version__
-from mstgan.archs.mstgan_arch import FastGenerator, MSTGenerator, generator_from_options
+from mstgan.archs.mstgan_arch import FastGenerator, MSTGenerator
+from mstgan.core.checkpoint import load_generator
 
 OPSET = 17
 
@@ -150,14 +151,6 @@ def fusion_inputs(ext_path: str | Path, x: np.ndarray) -> dict[str, np.ndarray]:
     ext = ort.InferenceSession(str(ext_path), providers=["CPUExecutionProvider"])
     per_frame = [ext.run(None, {"frame": np.ascontiguousarray(x[:, i])}) for i in range(x.shape[1])]
     return {"frames": x, **{f"feat{lvl}": np.stack([p[lvl] for p in per_frame], 1) for lvl in range(3)}}
-
-
-def load_generator(ckpt: str | Path, use_ema: bool = True) -> tuple[MSTGenerator, dict]:
-    st = torch.load(ckpt, map_location="cpu", weights_only=False)
-    opt = st["options"]
-    g = generator_from_options(opt)
-    g.load_state_dict(st["ema" if use_ema else "G"])
-    return g.eval(), st
 
 
 def parity(g: MSTGenerator, path: str | Path, hw: tuple[int, int] = (29, 37), seed: int = 0) -> float:

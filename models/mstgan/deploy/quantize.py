@@ -19,9 +19,8 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from mstgan.data import clips as D
+from mstgan.core.calibration import calibration_windows
 from mstgan.deploy.export import fusion_inputs, read_metadata, set_metadata, split_paths
-from mstgan.data.clips import window_indices
 
 # Measured on the x4 fidelity model (Vid4 PSNR-Y, FP32 25.37; --float sweeps, see the model card):
 # flow + last convs float -0.22 dB; + feature extractor float -0.06 dB (kept); + refinement and
@@ -66,24 +65,6 @@ class WindowReader(CalibrationDataReader):
     def get_next(self):
         x = next(self.it, None)
         return x if x is None or isinstance(x, dict) else {"frames": x}
-
-
-def calibration_windows(scale: int, window: int, n: int = 24, crop: int = 64, seed: int = 0) -> list[np.ndarray]:
-    """LR windows [1,T,3,crop,crop] from the validation sequences (never Vid4, never training data)."""
-    root = D.default_train_root()
-    names = [s for s in D.list_sequences(root) if s in D.VAL_SEQUENCES]
-    seqs = D.build_sequences(root, names, scale, jitter=False)
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        s = seqs[i % len(seqs)]
-        t = int(rng.integers(0, len(s.lr)))
-        idx = window_indices(t, len(s.lr), window)
-        y = int(rng.integers(0, s.lr.shape[1] - crop + 1))
-        x = int(rng.integers(0, s.lr.shape[2] - crop + 1))
-        w = s.lr[idx, y : y + crop, x : x + crop].astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-        out.append(np.ascontiguousarray(w[None]))
-    return out
 
 
 def float_nodes(graph, float_prefixes: tuple[str, ...]) -> list[str]:
@@ -142,7 +123,7 @@ def check(fp32: str | Path, int8: str | Path, scale: int, window: int, runs: int
           hw: tuple[int, int] = (144, 180)) -> dict:  # fmt: skip
     """PSNR of the INT8 output against FP32's on held-out windows (not the calibration ones) and
     the two times per ``hw`` window, run in turn (idle machine)."""
-    from mstgan.deploy.release import _session, _timed
+    from mstgan.core.sessions import cpu_session as _session, timed as _timed
 
     a, b = _session(Path(fp32), 2, spin=False), _session(Path(int8), 2, spin=False)
     wins = calibration_windows(scale, window, 6, crop=64, seed=5)

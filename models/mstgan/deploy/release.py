@@ -12,65 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 
-from mstgan.tools.evaluate import evaluate
-from mstgan.deploy.export import export_onnx, export_split, load_generator, parity, read_metadata, split_parity, split_paths
-from mstgan.deploy.quantize import calibration_windows, quantize, quantize_split
+from mstgan.core.evaluation import default_vid4, evaluate
+from mstgan.core.sessions import cpu_session, cpu_speeds, machine, timed
+from mstgan.core.calibration import calibration_windows
+from mstgan.core.checkpoint import load_generator
+from mstgan.deploy.export import export_onnx, export_split, parity, read_metadata, split_parity, split_paths
+from mstgan.deploy.quantize import quantize, quantize_split
 from mstgan.paths import MODELS
-
-
-def _session(path: Path, threads: int, spin: bool = True):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    if not spin:  # as the element runs its extractor/fusion pair: pools sleep when done
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def _timed(sessions: list, feeds: list[dict], runs: int) -> list[float]:
-    """Median seconds per run of each session, timed in turn (run after run) so that drifts of a
-    shared machine's speed hit them all alike and their ratios hold."""
-    for sess, feed in zip(sessions, feeds):
-        sess.run(None, feed)
-    times: list[list[float]] = [[] for _ in sessions]
-    for _ in range(runs):
-        for sess, feed, ts in zip(sessions, feeds, times):
-            t = time.perf_counter()
-            sess.run(None, feed)
-            ts.append(time.perf_counter() - t)
-    return [float(np.median(ts)) for ts in times]
-
-
-def cpu_speeds(paths: list[Path], threads: int = 2, hw: tuple[int, int] = (144, 180), runs: int = 5) -> list[float]:
-    """Median seconds per window of each model."""
-    # timed in turn: a spinning thread pool of the session before would take the cores from the
-    # next one
-    sessions = [_session(p, threads, spin=False) for p in paths]
-    rng = np.random.default_rng(0)
-    feeds = [{"frames": rng.random((1, int(s.get_modelmeta().custom_metadata_map["window"]), 3, *hw), dtype=np.float32)}
-             for s in sessions]  # fmt: skip
-    return _timed(sessions, feeds, runs)
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
 def main(argv=None) -> int:
@@ -168,15 +121,14 @@ def split_speeds(ext: Path, fus32: Path, fus8: Path, threads: int = 2, hw: tuple
     """Median seconds of one extractor run and one fusion run (FP32, INT8) at ``hw``, timed in turn."""
     from mstgan.deploy.export import fusion_inputs
 
-    sessions = [_session(p, threads, spin=False) for p in (ext, fus32, fus8)]
+    sessions = [cpu_session(p, threads, spin=False) for p in (ext, fus32, fus8)]
     window = int(sessions[1].get_modelmeta().custom_metadata_map["window"])
     x = np.random.default_rng(0).random((1, window, 3, *hw), dtype=np.float32)
     feed = fusion_inputs(ext, x)
-    return _timed(sessions, [{"frame": np.ascontiguousarray(x[:, 0])}, feed, feed], runs)
+    return timed(sessions, [{"frame": np.ascontiguousarray(x[:, 0])}, feed, feed], runs)
 
 
 def _vid4() -> Path:
-    from mstgan.tools.evaluate import default_vid4
 
     return default_vid4()
 

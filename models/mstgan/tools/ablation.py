@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from mstgan.archs.mstgan_arch import generator_from_options
-from mstgan.tools.evaluate import default_vid4, evaluate
+from mstgan.core.evaluation import default_vid4, evaluate
 from mstgan.tools.flops import flops_per_lr_pixel, n_params
 from mstgan.training.train import load_options
 

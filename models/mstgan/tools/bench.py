@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mstgan.tools.compare import REPO, CompareError, plugin_env, shipped_models
-from mstgan.deploy.release import machine
+from mstgan.core.sessions import machine
 
 SAMPLE = REPO / "examples" / "data" / "tennis-214x120.mp4"
 # (width, height, scale, frames): enough frames that model loading is a small part

@@ -20,7 +20,7 @@ import numpy as np
 
 from mstgan.data.realworld import compress_clip
 from mstgan.tools.compare import Pictures
-from mstgan.tools.evaluate import CLIPS, default_vid4, load_clip, upscaler
+from mstgan.core.evaluation import CLIPS, default_vid4, load_clip, upscaler
 
 GRID = 4  # x264's smallest transform, in LR pixels
 

@@ -38,9 +38,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from mstgan.data.degradation import degrade_bi
-from mstgan.tools.evaluate import CLIPS, default_vid4
+from mstgan.core.evaluation import CLIPS, default_vid4
 from mstgan.metrics.video_metrics import farneback_flows, psnr_y, ssim_y, tof_from_flows
-from mstgan.deploy.release import machine
+from mstgan.core.sessions import machine
 from mstgan.paths import REPO
 
 

@@ -14,18 +14,17 @@ A checkpoint is a training checkpoint (the generator's flow) or a pre-trained fl
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 import cv2
 import numpy as np
 import torch
 
 from mstgan.data import clips as D
-from mstgan.archs.mstgan_arch import PyramidFlow, flow_warp
-from mstgan.deploy.export import load_generator
+from mstgan.archs.mstgan_arch import PyramidFlow
+from mstgan.core.checkpoint import load_generator
+from mstgan.core.flow import FlowFn, warp_scores
 from mstgan.metrics.video_metrics import FARNEBACK
 
-FlowFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ref, nbr) [1,3,h,w] -> [1,2,h,w]
 
 
 def farneback(ref: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
@@ -38,22 +37,6 @@ def farneback(ref: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
 
 def zero(ref: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(ref[:, :2])
-
-
-@torch.no_grad()
-def warp_scores(lr: np.ndarray, flows: dict[str, FlowFn], distances=(1, 2, 3), stride: int = 2, border: int = 8):
-    """{(method, distance): mean PSNR (RGB, [0, 1]) of the warped neighbour against the centre}.
-    ``lr``: [F, h, w, 3] uint8; centres every ``stride`` frames with a neighbour ``d`` ahead."""
-    x = torch.from_numpy(lr).permute(0, 3, 1, 2).float() / 255
-    scores: dict[tuple[str, int], list[float]] = {}
-    for d in distances:
-        for t in range(0, len(x) - d, stride):
-            ref, nbr = x[t : t + 1], x[t + d : t + d + 1]
-            for name, fn in flows.items():
-                diff = (flow_warp(nbr, fn(ref, nbr)) - ref)[..., border:-border, border:-border]
-                mse = float((diff**2).mean())
-                scores.setdefault((name, d), []).append(10 * np.log10(1 / max(mse, 1e-10)))
-    return {k: float(np.mean(v)) for k, v in scores.items()}
 
 
 def load_flow(path: str) -> tuple[FlowFn, int]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from mstgan.data.clips import window_indices
 from mstgan.metrics.video_metrics import psnr_y
-from mstgan.tools.evaluate import CLIPS, default_vid4, load_clip
+from mstgan.core.evaluation import CLIPS, default_vid4, load_clip
 
 
 def cpu_features() -> dict[str, bool]:
@@ -79,7 +79,7 @@ def compare(fp32: Path, int8: Path, vid4: Path, stride: int, threads: int, crop:
         rows[clip] = {"fp32": float(np.mean(p32)), "int8": float(np.mean(p8)),
                       "int8_vs_fp32": float(10 * np.log10(255.0**2 / max(mse, 1e-12)))}  # fmt: skip
     avg = {k: float(np.mean([r[k] for r in rows.values()])) for k in ("fp32", "int8", "int8_vs_fp32")}
-    return {"fp32": str(fp32), "int8": str(int8), "scale": scale, "window": window, "stride": stride, "crop": crop, "clips": list(clips),
+    return {"fp32": str(fp32), "int8": str(int8), "scale": scale, "window": window, "stride": stride, "crop": crop, "clip_names": list(clips),
             "int8_weight_bits": meta8.get("int8_weight_bits", "8"), "clips": rows, "average": avg,
             "delta_db": avg["int8"] - avg["fp32"], "seconds": time.time() - t0}  # fmt: skip
 
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
               f"{r['average']['int8_vs_fp32']:.1f} dB; every {args.stride}. frame{f', {args.crop} px crops' if args.crop else ''}, "
               f"{r['seconds']:.0f} s", flush=True)  # fmt: skip
         if args.speed_against:
-            from mstgan.deploy.release import cpu_speeds
+            from mstgan.core.sessions import cpu_speeds
 
             t_old, t_new = cpu_speeds([args.speed_against[i], int8], args.threads, runs=15)
             r["ms_before"], r["ms_after"] = t_old * 1e3, t_new * 1e3

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import sys
 import statistics
 import tempfile
@@ -26,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mstgan.deploy.release import machine
+from mstgan.core.sessions import machine
 from mstgan.metrics.video_metrics import psnr_y, ssim_y
 from mstgan.tools.compare import MODELS, REPO, CompareError, Method, load_clips, plugin_env, run_method
-from mstgan.tools.evaluate import CLIPS, default_vid4
+from mstgan.core.evaluation import CLIPS, default_vid4
 
 PROVIDERS = ("cpu", "openvino")
 SHORT = 8

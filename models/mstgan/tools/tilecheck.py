@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mstgan.tools.compare import MODELS, Method, load_clips, plugin_env, run_method
-from mstgan.tools.evaluate import CLIPS, default_vid4
+from mstgan.core.evaluation import CLIPS, default_vid4
 from mstgan.metrics.video_metrics import psnr, psnr_y
 
 

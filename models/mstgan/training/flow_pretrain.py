@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from mstgan.archs.mstgan_arch import PyramidFlow, flow_warp
 from mstgan.data import clips as D
-from mstgan.paths import CACHE, MODELS
+from mstgan.paths import CACHE
 from mstgan.training.train import load_options
 
 DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
@@ -140,7 +140,7 @@ def pretrain_loss(flows: list[torch.Tensor], teacher: torch.Tensor, ref: torch.T
 def validation_warp_psnr(net: PyramidFlow, seqs: list[D.Sequence], max_distance: int, border: int = 8) -> dict:
     """Mean photometric PSNR of the warped neighbour (RGB, [0, 1]) on the held-out clips' LR
     frames, per distance: the same measure as ``flowcheck``."""
-    from mstgan.tools.flowcheck import warp_scores
+    from mstgan.core.flow import warp_scores
 
     net.eval()
     scores: dict[int, list[float]] = {}

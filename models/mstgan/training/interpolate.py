@@ -35,7 +35,7 @@ from mstgan.losses.lpips import LPIPS
 from mstgan.metrics.video_metrics import farneback_flows, psnr_y, tof_from_flows
 from mstgan.training.train import lift_window
 from mstgan.paths import CACHE
-from mstgan.data.clips import window_indices
+from mstgan.core.windows import upscale_torch as upscale
 
 
 def blend(fid: dict, perc: dict, alpha: float) -> dict:
@@ -68,19 +68,6 @@ def match_window(fid: dict, perc: dict) -> dict:
     own = generator_from_options(opt).state_dict()
     print(f"perceptual weights lifted from T={pa['n_frames']} to T={fa['n_frames']}", flush=True)
     return {**perc, "options": opt, "ema": {**perc["ema"], **lift_window(own, perc["ema"])}}
-
-
-@torch.no_grad()
-def upscale(g: MSTGenerator, lr: np.ndarray) -> np.ndarray:
-    """[F, h, w, 3] uint8 -> [F, sh, sw, 3] uint8, edge frames repeated (as the element does)."""
-    x = torch.from_numpy(lr).permute(0, 3, 1, 2).float() / 255
-    n = len(x)
-    out = []
-    for t in range(n):
-        idx = window_indices(t, n, g.n_frames)
-        y = g(x[idx][None])[0].clamp(0, 1)
-        out.append((y.permute(1, 2, 0) * 255).round().byte().numpy())
-    return np.stack(out)
 
 
 def val_metrics(g: MSTGenerator, seqs: list[D.Sequence], lp: LPIPS) -> dict:

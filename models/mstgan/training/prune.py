@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     if args.calib:
         import numpy as np
 
-        from mstgan.deploy.quantize import calibration_windows
+        from mstgan.core.calibration import calibration_windows
 
         windows = torch.from_numpy(np.concatenate(calibration_windows(g.scale, g.n_frames, args.calib, crop=48)))
     p, widths = prune(g, args.keep, windows, args.multiple)

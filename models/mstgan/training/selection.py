@@ -18,7 +18,7 @@ import json
 import numpy as np
 import torch
 
-from mstgan.deploy.export import load_generator
+from mstgan.core.checkpoint import load_generator
 from mstgan.training.interpolate import val_metrics, validation_groups
 from mstgan.losses.lpips import LPIPS
 
