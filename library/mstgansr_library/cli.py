@@ -1,14 +1,16 @@
 """Upscale a library of videos with the mstgansr element, chunked at keyframes, as Ray tasks.
 
     python -m mstgansr_library IN [IN ...] --out DIR [--scale 4] [--variant auto]
-        [--provider cpu] [--model FILE.onnx] [--quantizer 18] [--chunk-seconds 10]
+        [--provider cpu] [--model FILE.onnx] [--quantizer 18] [--chroma 420|444] [--chunk-seconds 10]
         [--address auto|ray://host:10001] [--cpus-per-task 1] [--gpus-per-task 0] [--retries 2]
 
 IN: video files or folders (searched recursively for common video extensions). Each file is
 split at keyframes into chunks of at least --chunk-seconds; each chunk is upscaled with (T-1)/2
 frames of context on both sides that the element sees but that are not written, so the joined
 file equals an unchunked run. Chunks run as Ray tasks: a local Ray is started unless --address
-names a cluster. The joined file keeps the source's audio and subtitle streams. A manifest per
+names a cluster. The output is H.264 as upscale_file writes it: High (4:2:0, 8-bit), High 10 for
+a source deeper than 8 bits, High 4:4:4 with --chroma 444. The joined file keeps the source's
+audio and subtitle streams. A manifest per
 file (DIR/.mstgansr-library/) records finished chunks: rerunning the same command after a kill
 redoes only what is missing; a finished output is never rewritten. Needs the mstgansr plugin on
 GST_PLUGIN_PATH (and MSTGANSR_MODEL_DIR for the bundled models), as gst-launch-1.0 does.
@@ -56,7 +58,8 @@ class Job:
     def __init__(self, src: Path, video: Video, args, element: str):
         self.src, self.video = src, video
         self.out = Path(args.out) / (src.stem + ".mp4")
-        settings = {"element": element, "quantizer": args.quantizer, "chunk_seconds": args.chunk_seconds}
+        settings = {"element": element, "quantizer": args.quantizer, "chunk_seconds": args.chunk_seconds,
+                    "chroma": args.chroma}  # fmt: skip
         st = src.stat()
         key = hashlib.sha1(json.dumps([str(src.resolve()), st.st_size, st.st_mtime_ns, settings]).encode())
         self.dir = Path(args.out) / STATE / f"{src.stem}-{key.hexdigest()[:10]}"
@@ -122,6 +125,8 @@ def main(argv=None) -> int:
     ap.add_argument("--provider", default="cpu", help="the element's execution-provider")
     ap.add_argument("--model", help="an ONNX file (the element's model-location) instead of a bundled variant")
     ap.add_argument("--quantizer", type=int, default=18, help="x264 CRF (0: lossless)")
+    ap.add_argument("--chroma", default="420", choices=["420", "444"],
+                    help="4:2:0 (plays everywhere) or 4:4:4 (full chroma, High 4:4:4: fewer players)")
     ap.add_argument("--chunk-seconds", type=float, default=10.0, help="least length of a chunk")
     ap.add_argument("--address", help="a Ray cluster to join (default: start a local one)")
     ap.add_argument("--cpus-per-task", type=float, default=1.0)
@@ -187,7 +192,7 @@ def main(argv=None) -> int:
                    "width": j.video.width, "height": j.video.height,
                    "fps": (j.video.fps.numerator, j.video.fps.denominator), "times": j.video.times,
                    "element": element, "scale": args.scale, "quantizer": args.quantizer,
-                   "out": str(j.chunk_file(c.index)), "env": env}  # fmt: skip
+                   "deep": j.video.deep, "chroma444": args.chroma == "444", "out": str(j.chunk_file(c.index)), "env": env}  # fmt: skip
             pending[task.remote(job)] = (j, c)
     if resumed:
         print(f"resuming: {resumed} of {total_c} chunks already done", file=sys.stderr)

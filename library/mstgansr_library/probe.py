@@ -29,6 +29,12 @@ class Video:
     keyframes: list[int] = field(default_factory=list)
     audio: int = 0  # audio streams
     subtitles: int = 0  # subtitle streams
+    pix_fmt: str = "yuv420p"
+
+    @property
+    def deep(self) -> bool:
+        """More than 8 bits a sample (yuv420p10le, p010le, ...): kept as 10-bit on output."""
+        return re.search(r"(9|10|12|14|16)(le|be)$", self.pix_fmt) is not None
 
     @property
     def n_frames(self) -> int:
@@ -51,6 +57,9 @@ def probe(path: str) -> Video:
     if not size or not rate:
         raise ProbeError(f"{path}: no frame size or frame rate in `{video.strip()}`")
     v = Video(path, int(size[1]), int(size[2]), Fraction(rate[1]).limit_denominator(1001))
+    fmt = re.search(r": Video: [^,]+, ([a-z0-9]+)", video)
+    if fmt:
+        v.pix_fmt = fmt[1]
     for m in _FRAME.finditer(text):
         v.times.append(float(m[2]))
         if m[3] == "1":

@@ -132,6 +132,50 @@ def test_a_failing_chunk_is_retried_and_reported_and_a_corrupt_file_skipped(tmp_
     assert (out / "b.mp4").exists() and probe(str(out / "b.mp4")).n_frames == 30
 
 
+def stream_line(path: Path, kind: str) -> str:
+    text = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    return next(l for l in text.splitlines() if f": {kind}:" in l)
+
+
+def test_ten_bit_stays_ten_bit_full_chroma_on_request_and_subtitles_survive(tmp_path):
+    lib = tmp_path / "in"
+    lib.mkdir()
+    src = "testsrc2=size=70x50:rate=10:duration=2"
+    for name, fmt in (("deep.mp4", "yuv420p10le"), ("eight.mp4", "yuv420p")):
+        subprocess.run([ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", src, "-c:v", "libx264",
+                        "-qp", "0", "-g", "10", "-pix_fmt", fmt, str(tmp_path / name)], check=True)  # fmt: skip
+    (tmp_path / "subs.srt").write_text("1\n00:00:00,500 --> 00:00:01,500\nhello from the library\n\n")
+    # subtitles muxed in a second step: an SRT input beside -shortest never ends
+    subprocess.run([ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(tmp_path / "deep.mp4"),
+                    "-i", str(tmp_path / "subs.srt"), "-map", "0", "-map", "1", "-c:v", "copy", "-c:s", "mov_text",
+                    str(lib / "deep.mp4")], check=True)  # fmt: skip
+    assert probe(str(lib / "deep.mp4")).deep and probe(str(lib / "deep.mp4")).subtitles == 1
+
+    # lossless and chunked: the 10-bit path's layouts (70 px: padded chroma rows) against 8-bit
+    r = library([str(lib / "deep.mp4"), "--out", str(tmp_path / "lossless"), "--chunk-seconds", "1"])
+    assert r.returncode == 0, r.stderr
+    ref = library([str(tmp_path / "eight.mp4"), "--out", str(tmp_path / "ref"), "--chunk-seconds", "100"])
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "lossless/deep.mp4"
+    assert "yuv420p10le" in stream_line(out, "Video")
+    a, b = frames(out).astype(int), frames(tmp_path / "ref/eight.mp4").astype(int)
+    assert a.shape == b.shape == (20, 140 * 100 * 3 // 2)
+    # the same picture from 10-bit input: rounding apart, no layout garbage
+    assert np.abs(a - b).mean() < 0.6 and np.percentile(np.abs(a - b), 99.9) <= 3
+    text = subprocess.run([ffmpeg(), "-loglevel", "error", "-i", str(out), "-map", "0:s:0", "-f", "srt", "-"],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "hello from the library" in text and "00:00:00,500 --> 00:00:01,500" in text
+
+    # the playable profiles upscale_file writes
+    for chroma, profile, fmt in (("420", "(High 10)", "yuv420p10le"), ("444", "(High 4:4:4 Predictive)", "yuv444p10le")):
+        r = library([str(lib / "deep.mp4"), "--out", str(tmp_path / chroma), "--chunk-seconds", "1",
+                     "--quantizer", "18", "--chroma", chroma])  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        line = stream_line(tmp_path / chroma / "deep.mp4", "Video")
+        assert profile in line and fmt in line and "140x100" in line, line
+        assert probe(str(tmp_path / chroma / "deep.mp4")).n_frames == 20
+
+
 @pytest.fixture(autouse=True)
 def _plugin():
     if not os.environ.get("GST_PLUGIN_PATH"):

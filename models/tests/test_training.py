@@ -231,3 +231,31 @@ def test_bf16_stage2_steps_update_generator_and_discriminator(tmp_path, shared_d
     assert all(np.isfinite(float(x["total"])) and np.isfinite(float(x["d_loss"])) for x in logs), logs
     assert all(p.dtype == torch.float32 for p in [*tr.G.parameters(), *tr.D.parameters()])
     assert any(not torch.equal(a, b) for a, b in zip(d_before, tr.D.parameters()))
+
+
+def test_phase_grid_loss_sees_a_period_scale_grid_and_not_content():
+    from mstgan.losses.video_losses import PhaseGridLoss
+
+    torch.manual_seed(0)
+    hr = torch.rand(8, 3, 64, 64)
+    loss = PhaseGridLoss(1.0, 4)
+    content = hr + 0.01 * torch.randn_like(hr)  # an error with no period
+    dots = torch.zeros(4, 4)
+    dots[1, 2] = 2 / 255  # a dot of two code values every 4 px, as the x4 GAN models showed
+    gridded = content + dots.repeat(16, 16)
+    assert loss(gridded, hr) > 5 * loss(content, hr)
+    # its gradient removes the grid
+    x = gridded.clone().requires_grad_(True)
+    opt = torch.optim.SGD([x], lr=10.0)
+    for _ in range(150):
+        opt.zero_grad()
+        loss(x, hr).backward()
+        opt.step()
+    assert loss(x, hr) < 0.5 * loss(content, hr) + 1e-5
+
+
+def test_stage2_step_with_the_grid_penalty_logs_it(tmp_path, shared_data):
+    tr = make(tmp_path, shared_data, stage=2, w_adv=1e-3, w_grid=1.0)
+    fixed_batch(tr)
+    logs = tr.train_step()
+    assert "grid" in logs and np.isfinite(float(logs["grid"]))

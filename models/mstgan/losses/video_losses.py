@@ -36,6 +36,27 @@ class PerceptualLoss(nn.Module):
         return self.weight * self.lpips(pred[:k].clamp(0, 1), target[:k]).mean()
 
 
+class PhaseGridLoss(nn.Module):
+    """Penalises a pixel grid of period ``scale`` in the error (the x4 GAN models' dot grid,
+    ``mstgan.tools.gridcheck``): the error's mean at each of the scale x scale output phases,
+    over the whole batch so that content averages out and only a systematic grid remains,
+    should not differ from its mean over all phases.
+
+    pred/target: [..., C, H, W] with H and W multiples of ``scale``.
+    """
+
+    def __init__(self, weight: float, scale: int):
+        super().__init__()
+        self.weight, self.scale = weight, scale
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        s = self.scale
+        err = (pred - target).float()
+        err = err.reshape(-1, err.shape[-3], err.shape[-2] // s, s, err.shape[-1] // s, s)
+        phases = err.mean(dim=(0, 2, 4))  # [C, s, s]
+        return self.weight * (phases - phases.mean(dim=(1, 2), keepdim=True)).abs().mean()
+
+
 class TemporalLoss(nn.Module):
     """Penalises changes between neighbouring output frames that the ground truth does not have.
 

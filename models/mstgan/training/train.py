@@ -25,7 +25,7 @@ import torch
 
 from mstgan.data import clips as D
 from mstgan.archs.mstgan_arch import ResBlock, TemporalDiscriminator, generator_from_options
-from mstgan.losses.video_losses import CharbonnierLoss, FlowRegularisation, GANLoss, PerceptualLoss, TemporalLoss, flow_consistency
+from mstgan.losses.video_losses import CharbonnierLoss, FlowRegularisation, GANLoss, PerceptualLoss, PhaseGridLoss, TemporalLoss, flow_consistency
 from mstgan.losses.lpips import LPIPS
 from mstgan.metrics.video_metrics import psnr_y
 from mstgan.paths import CACHE, MODELS
@@ -44,7 +44,7 @@ DEFAULTS = {
     "divergence_db": 3.0, "divergence_patience": 3, "datapack": None,
     "photo_share": 0.0, "photo_clips": 12, "device_sampler": False,
     "degradation": "bi", "real_versions": 2, "real_val_qp": 28,
-    "amp_bf16": False, "channels_last": False, "compile": False,
+    "amp_bf16": False, "channels_last": False, "compile": False, "w_grid": 0.0,
 }  # fmt: skip
 
 
@@ -161,6 +161,7 @@ class Trainer:
         self.pixel = CharbonnierLoss(opt["w_pixel"])
         self.perceptual = PerceptualLoss(opt["w_perceptual"], "vgg", opt["perceptual_items"]).to(self.device)
         self.flow_reg = FlowRegularisation(opt["w_flow_photo"], opt["w_flow_smooth"])
+        self.grid = PhaseGridLoss(opt["w_grid"], opt["scale"])
         self.val_lpips = LPIPS("alex").to(self.device)
         if self.stage2:
             self.D = TemporalDiscriminator(n_out).to(self.device)
@@ -299,6 +300,8 @@ class Trainer:
                 "flow_consistency": sum(flow_consistency(flow[:, i, mid], flow[:, i + 1, mid - 1], opt["w_flow_consistency"])
                                         for i in range(k - 1)),
             }  # fmt: skip
+            if opt["w_grid"] > 0:
+                losses["grid"] = self.grid(sr, hr)
             self.D.requires_grad_(False)
             fake_logits = self.D(sr + noise * torch.randn_like(sr))
             losses["adversarial"] = self.gan.generator(fake_logits)
