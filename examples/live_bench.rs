@@ -8,7 +8,7 @@
 //!
 //!     cargo run --release --example live_bench -- [--seconds 60] [--rounds 2] \
 //!         [--width 320 --height 240 --fps 30 --scale 4] [--model PATH] [--providers cpu,openvino] [--cameras 1] [--shared true] \
-//!         [--recipes a,b,c,d] \
+//!         [--batch 1] [--batch-wait 20] [--recipes a,b,c,d] \
 //!         [--variants fast,fidelity]
 //!
 //! `--variants` runs every recipe with each bundled variant (alternated in each round): the fast
@@ -30,7 +30,8 @@ mod cli;
 
 const USAGE: &str = "\
 usage: live_bench [--seconds 60] [--rounds 2] [--width 320] [--height 240] [--fps 30] [--scale 4]
-           [--model PATH] [--providers cpu,openvino] [--cameras 1] [--shared true] [--recipes a,b,c,d] [--variants fast,fidelity]
+           [--model PATH] [--providers cpu,openvino] [--cameras 1] [--shared true] [--batch 1] [--batch-wait 20]
+           [--recipes a,b,c,d] [--variants fast,fidelity]
 A live camera into the upscaler: frames shown, delay, frames lost, per recipe.";
 
 struct Args {
@@ -44,6 +45,8 @@ struct Args {
     providers: Vec<String>,
     cameras: usize,
     shared: bool,
+    batch: u32,
+    batch_wait: u32,
     recipes: Vec<String>,
     variants: Vec<String>,
 }
@@ -60,6 +63,8 @@ fn parse() -> Result<Args, String> {
         providers: vec!["cpu".into()],
         cameras: 1,
         shared: true,
+        batch: 1,
+        batch_wait: 20,
         recipes: RECIPES.iter().map(|r| r.0.to_string()).collect(),
         variants: vec![String::new()],
     };
@@ -79,6 +84,8 @@ fn parse() -> Result<Args, String> {
             "--scale" => a.scale = num(&v)? as u32,
             "--model" => a.model = Some(v),
             "--cameras" => a.cameras = num(&v)?.max(1) as usize,
+            "--batch" => a.batch = num(&v)?.clamp(1, 16) as u32,
+            "--batch-wait" => a.batch_wait = num(&v)?.min(1000) as u32,
             "--shared" => {
                 a.shared = v
                     .parse()
@@ -131,6 +138,8 @@ struct Run {
     cpu_percent: f64,
     /// Instances sharing the first camera's session.
     engine_users: u64,
+    /// Windows an inference of the shared batching thread (0: it did not run).
+    windows_per_batch: f64,
     out_fps: f64,
     delay_median_ms: f64,
     delay_max_ms: f64,
@@ -191,10 +200,12 @@ fn run(
     let n = a.cameras.max(1);
     let m = |k: usize| {
         format!(
-            "name=sr{k} scale={} execution-provider={} shared-engine={} {}",
+            "name=sr{k} scale={} execution-provider={} shared-engine={} batch-size={} batch-wait={} {}",
             a.scale,
             provider,
             a.shared,
+            a.batch,
+            a.batch_wait,
             match (&a.model, variant) {
                 (Some(p), _) => format!("model-location=\"{p}\""),
                 (None, "") => String::new(),
@@ -325,6 +336,16 @@ fn run(
             .map(|(s0, s1)| s1.get::<u64>(k).unwrap_or(0) - s0.get::<u64>(k).unwrap_or(0))
             .sum()
     };
+    // the batching thread's counters are the shared sessions': read from one instance
+    let first = |k: &str| -> f64 {
+        (stats1[0].get::<u64>(k).unwrap_or(0) - stats0[0].get::<u64>(k).unwrap_or(0)) as f64
+    };
+    let batches = first("batch-inferences");
+    let windows_per_batch = if batches > 0.0 {
+        first("batch-windows") / batches
+    } else {
+        0.0
+    };
     let all: Vec<f64> = shown_delays.iter().flatten().copied().collect();
     let shown = all.len() as u64;
     Ok(Run {
@@ -339,6 +360,7 @@ fn run(
         full: diff("full-windows"),
         cpu_percent: 100.0 * cpu / elapsed,
         engine_users: users,
+        windows_per_batch,
     })
 }
 
@@ -392,7 +414,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             eprintln!(
                 "round {} recipe {name} ({what}): {:.2} frames/s shown, {:.1} % from the model, steadiness CV {:.2} %, \
                  delay median {:.0} ms max {:.0} ms, {} captured {} shown, {} inferred ({} with T distinct frames), {} resized, \
-                 CPU {:.0} %, engine users {}",
+                 CPU {:.0} %, engine users {}, windows a batch {:.2}",
                 round + 1,
                 r.out_fps,
                 model_share(&r),
@@ -405,7 +427,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 r.full,
                 r.resized,
                 r.cpu_percent,
-                r.engine_users
+                r.engine_users,
+                r.windows_per_batch
             );
             results[i].push(r);
         }

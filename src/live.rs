@@ -7,6 +7,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::engine::CrossBatch;
+
 /// How much of the recent past counts: two seconds of frames, at least this many outputs.
 pub const MIN_SPAN: usize = 25;
 /// The share of recent outputs not from the model (dropped or resized) that is sustained
@@ -23,6 +25,16 @@ pub fn latency(frame_ns: u64, radius: u64, batch: u64, processing_ns: u64) -> u6
     frame_ns
         .saturating_mul(radius + batch.max(1) - 1)
         .saturating_add(processing_ns.saturating_mul(2))
+}
+
+/// Cross-stream batching for a stream: live sources only (a file is better served by a batch of
+/// its own windows, which waits for nobody), with a shared engine, more than one window an
+/// inference and a wait to gather them in.
+pub fn cross_batch(live: bool, shared: bool, batch: u32, wait_ms: u32) -> Option<CrossBatch> {
+    (live && shared && batch > 1 && wait_ms > 0).then(|| CrossBatch {
+        max: batch as usize,
+        wait: Duration::from_millis(u64::from(wait_ms)),
+    })
 }
 
 /// Folds one inference's time into the estimate: quick to rise, slow to fall, so the latency
@@ -103,6 +115,28 @@ pub fn resize_may_infer(processing: Option<Duration>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cross_stream_batching_is_for_live_shared_streams_that_ask_for_it() {
+        let on = cross_batch(true, true, 4, 20).unwrap();
+        assert_eq!((on.max, on.wait), (4, Duration::from_millis(20)));
+        assert_eq!(
+            cross_batch(false, true, 4, 20),
+            None,
+            "files batch their own windows"
+        );
+        assert_eq!(cross_batch(true, false, 4, 20), None, "nothing to share");
+        assert_eq!(
+            cross_batch(true, true, 1, 20),
+            None,
+            "one window an inference"
+        );
+        assert_eq!(
+            cross_batch(true, true, 4, 0),
+            None,
+            "batch-wait=0: own windows"
+        );
+    }
 
     #[test]
     fn latency_counts_the_look_ahead_the_batch_and_two_inferences() {

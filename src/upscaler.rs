@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::engine::{Engine, EngineError, FeatureCache, Features};
+use crate::engine::{CrossBatch, Engine, EngineError, FeatureCache, Features};
 use crate::memory;
 use crate::scenecut::SceneCutDetector;
 use crate::tiling::MIN_TILE;
@@ -105,6 +105,9 @@ pub struct Limits {
     pub memory: u64,
     /// Where the budget comes from, for messages ("max-memory", "free memory", ...).
     pub memory_source: &'static str,
+    /// Windows of this stream go into inferences shared with other streams (the engine's
+    /// batching thread) one by one, instead of `batch` of its own at a time.
+    pub cross: Option<CrossBatch>,
 }
 
 impl Default for Limits {
@@ -115,6 +118,7 @@ impl Default for Limits {
             batch: 1,
             memory: u64::MAX,
             memory_source: "nothing",
+            cross: None,
         }
     }
 }
@@ -250,7 +254,13 @@ impl<M> Upscaler<M> {
     ) -> Result<&Plan, EngineError> {
         self.reset();
         let (t, s) = (self.window_len(), self.scale());
-        let batch = limits.batch.max(1);
+        self.engine.set_cross_batch(limits.cross);
+        // across streams, a stream's windows go one at a time: none waits for its own next frames
+        let batch = if self.engine.cross_batch().is_some() {
+            1
+        } else {
+            limits.batch.max(1)
+        };
         let bounded = tiling::bounded(limits.tile, limits.overlap);
         let overlap = if bounded.overlap == 0 {
             DEFAULT_OVERLAP
@@ -574,10 +584,16 @@ impl<M> Upscaler<M> {
         let (t, s) = (self.window_len(), self.scale());
         let frames = vec![0.0; t * 3 * cw * ch];
         let mut out = vec![0.0; 3 * cw * ch * s * s];
-        self.engine.run(&frames, 1, cw, ch, &mut out)?;
-        let start = Instant::now();
-        self.engine.run(&frames, 1, cw, ch, &mut out)?;
-        let took = start.elapsed();
+        // the model's own time, without waiting for other streams
+        let cross = self.engine.set_cross_batch(None);
+        let runs = (|| {
+            self.engine.run(&frames, 1, cw, ch, &mut out)?;
+            let start = Instant::now();
+            self.engine.run(&frames, 1, cw, ch, &mut out)?;
+            Ok(start.elapsed())
+        })();
+        self.engine.set_cross_batch(cross);
+        let took = runs?;
         let tiled: usize = self.plan.tiles.iter().map(|t| t.w * t.h).sum();
         let ratio = (tiled * self.plan.batch) as f64 / (cw * ch) as f64;
         Ok(took.mul_f64(ratio.max(1.0)))
@@ -612,12 +628,16 @@ impl<M> Upscaler<M> {
                 })
                 .collect()
         };
-        let first = batch(false);
-        self.run(&first)?;
-        let second = batch(true);
-        let start = Instant::now();
-        self.run(&second)?;
-        Ok(start.elapsed())
+        let (first, second) = (batch(false), batch(true));
+        // the model's own time, without waiting for other streams
+        let cross = self.engine.set_cross_batch(None);
+        let runs = self.run(&first).and_then(|()| {
+            let start = Instant::now();
+            self.run(&second)?;
+            Ok(start.elapsed())
+        });
+        self.engine.set_cross_batch(cross);
+        runs
     }
 }
 

@@ -117,3 +117,74 @@ fn one_instance_ending_or_failing_leaves_the_others_streaming() {
     last.push_event(gst::event::Eos::new());
     assert_eq!(pull_all(last).len(), N as usize);
 }
+
+/// Live streams (a harness answers the latency query as live) with `batch-size=4`: their
+/// windows go into inferences shared between the streams, each stream gets its own frames back
+/// in order with its own timestamps, as processed alone, and one stream ending early leaves
+/// the others streaming.
+#[test]
+fn live_streams_share_inferences_and_each_keeps_its_frames() {
+    init();
+    let expected: Vec<_> = (0..4u8).map(alone).collect();
+    // threads=2/3: a share key of their own, so no other test's streams join these batches
+    for (cache, threads) in [(true, 2u32), (false, 3u32)] {
+        let all = std::sync::Barrier::new(4);
+        let rest = std::sync::Barrier::new(3);
+        let results: Vec<(Vec<gst::Buffer>, gst::Structure)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4u8)
+                .map(|k| {
+                    let (all, rest) = (&all, &rest);
+                    scope.spawn(move || {
+                        let mut h = harness_cache(MODEL, 2, cache);
+                        let el = h.element().unwrap();
+                        el.set_state(gst::State::Null).unwrap();
+                        el.set_property("batch-size", 4u32);
+                        el.set_property("batch-wait", 300u32);
+                        el.set_property("threads", threads);
+                        el.set_state(gst::State::Playing).unwrap();
+                        h.set_src_caps(caps("RGB", 24, 16));
+                        // stream 3 ends after three frames
+                        let n = if k == 3 { 3 } else { N };
+                        for i in 0..n {
+                            if i < 3 {
+                                all.wait()
+                            } else {
+                                rest.wait()
+                            };
+                            h.push(frame_buffer(&info(), i, k)).unwrap();
+                        }
+                        h.push_event(gst::event::Eos::new());
+                        let out = pull_all(&mut h);
+                        let stats = h.element().unwrap().property::<gst::Structure>("stats");
+                        (out, stats)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut shared = 0;
+        for (k, (out, stats)) in results.iter().enumerate() {
+            assert!(stats.get::<bool>("cross-stream").unwrap(), "{stats}");
+            shared = shared.max(stats.get::<u64>("batch-shared").unwrap());
+            let n = if k == 3 { 3 } else { N as usize };
+            assert_eq!(out.len(), n, "stream {k}");
+            for (i, b) in out.iter().enumerate() {
+                assert_eq!(b.pts(), Some(gst::ClockTime::from_mseconds(40 * i as u64)));
+            }
+            if k < 3 {
+                let got = bytes(out.clone());
+                for (i, (a, e)) in got.iter().zip(&expected[k]).enumerate() {
+                    let worst = a.iter().zip(e).map(|(x, y)| x.abs_diff(*y)).max();
+                    assert!(
+                        worst <= Some(1),
+                        "stream {k} frame {i}: {worst:?} from alone"
+                    );
+                }
+            }
+        }
+        assert!(
+            shared > 0,
+            "no inference carried more than one stream's windows (cache {cache})"
+        );
+    }
+}

@@ -14,6 +14,7 @@
 //! frames, the one to upscale in the middle), output float32 `[N, 3, s*H, s*W]`;
 //! `metadata_props` carry `scale`, `window`, `precision` and `version`.
 
+mod batching;
 mod config;
 mod contract;
 mod gpu;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use ort::session::RunOptions;
 use ort::value::TensorRef;
 
+pub use batching::{BatchCounters, CrossBatch};
 pub use config::{ActiveProvider, EngineConfig, EngineError, ModelPrecision, Precision, Provider};
 pub use contract::{Arch, ModelInfo};
 pub use gpu::cuda_devices;
@@ -37,6 +39,7 @@ pub use providers::{SkippedProviders, openvino_available, usable};
 pub use runtime::find_library;
 pub use split::{FeatureCache, Features, split_paths};
 
+use batching::{Job, Room, Shape};
 use providers::session_builder;
 use shaped::Graph;
 use split::SplitGraphs;
@@ -134,7 +137,7 @@ struct Described {
 /// that drops them frees them.
 static SHARED: LazyLock<Mutex<SharedSessions>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
-type SharedSessions = HashMap<String, (Weak<Mutex<Sessions>>, Described)>;
+type SharedSessions = HashMap<String, (Weak<Mutex<Sessions>>, Described, Weak<Room>)>;
 
 /// Counts the engines sharing one set of sessions, without holding them (for statistics).
 #[derive(Clone)]
@@ -156,6 +159,9 @@ pub struct Engine {
     sessions: Arc<Mutex<Sessions>>,
     stop: StopHandle,
     described: Described,
+    /// The batching thread of shared sessions, and how this engine's windows use it.
+    room: Option<Arc<Room>>,
+    cross: Option<CrossBatch>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -190,30 +196,119 @@ impl Engine {
                 sessions: Arc::new(Mutex::new(sessions)),
                 stop: StopHandle::new()?,
                 described,
+                room: None,
+                cross: None,
             });
         }
+        // windows of several streams in one inference: only between engines that share
+        let cross = cfg.cross_batch.filter(|c| c.max > 1);
         let key = cfg.share_key();
         // held through a load, so that two instances starting together load once
         let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        shared.retain(|_, (w, _)| w.strong_count() > 0);
-        if let Some((sessions, described)) = shared
+        shared.retain(|_, (w, _, _)| w.strong_count() > 0);
+        if let Some((sessions, described, room)) = shared
             .get(&key)
-            .and_then(|(w, d)| w.upgrade().map(|s| (s, d.clone())))
+            .and_then(|(w, d, r)| Some((w.upgrade()?, d.clone(), r.upgrade()?)))
         {
             return Ok(Self {
                 sessions,
                 stop: StopHandle::new()?,
                 described,
+                room: Some(room),
+                cross,
             });
         }
         let (sessions, described) = Self::load(cfg)?;
         let sessions = Arc::new(Mutex::new(sessions));
-        shared.insert(key, (Arc::downgrade(&sessions), described.clone()));
+        let room = Arc::new(Room::new(
+            Arc::downgrade(&sessions),
+            Shape {
+                window: described.info.window,
+                scale: described.info.scale as usize,
+                channels: described.feature_channels.unwrap_or(0),
+            },
+        ));
+        shared.insert(
+            key,
+            (
+                Arc::downgrade(&sessions),
+                described.clone(),
+                Arc::downgrade(&room),
+            ),
+        );
         Ok(Self {
             sessions,
             stop: StopHandle::new()?,
             described,
+            room: Some(room),
+            cross,
         })
+    }
+
+    /// Whether this engine's windows go through the batching thread shared with other streams.
+    pub fn cross_batch(&self) -> Option<CrossBatch> {
+        self.cross.filter(|_| self.room.is_some())
+    }
+
+    /// Sends this engine's windows through the batching thread (`Some`, with at least two
+    /// windows an inference; only engines that share sessions have one) or runs them itself.
+    /// Returns the previous setting.
+    pub fn set_cross_batch(&mut self, cross: Option<CrossBatch>) -> Option<CrossBatch> {
+        std::mem::replace(&mut self.cross, cross.filter(|c| c.max > 1))
+    }
+
+    /// The shared batching thread's counters, when this engine shares sessions.
+    pub fn batch_counters(&self) -> Option<Arc<BatchCounters>> {
+        self.room.as_ref().map(|r| r.counters.clone())
+    }
+
+    /// Hands `batch` windows (with their stacked features for the fusion graph) to the batching
+    /// thread and waits for their result, or until this engine is stopped (the result is then
+    /// dropped, the others' run goes on).
+    fn run_cross(
+        &self,
+        frames: &[f32],
+        features: Option<batching::Stacked>,
+        (n, width, height): (usize, usize, usize),
+        out: &mut [f32],
+        fail: &dyn Fn(String) -> EngineError,
+    ) -> Result<(), EngineError> {
+        let (Some(room), Some(batch)) = (&self.room, self.cross) else {
+            return Err(fail("no batching thread: the engine is not shared".into()));
+        };
+        let (reply, result) = std::sync::mpsc::channel();
+        let job = Job {
+            frames: frames.to_vec(),
+            features,
+            n,
+            width,
+            height,
+            batch,
+            submitted: std::time::Instant::now(),
+            reply,
+        };
+        room.submit(job).map_err(fail)?;
+        loop {
+            self.stop.check()?;
+            match result.recv_timeout(Duration::from_millis(2)) {
+                Ok(Ok(v)) if out.len() >= v.len() => {
+                    out[..v.len()].copy_from_slice(&v);
+                    return Ok(());
+                }
+                Ok(Ok(v)) => {
+                    return Err(fail(format!(
+                        "output buffer holds {} values, the model gave {}",
+                        out.len(),
+                        v.len()
+                    )));
+                }
+                Ok(Err(e)) => return Err(self.stop.explain(|| fail(e))),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(fail("the batching thread ended".into()));
+                }
+            }
+        }
     }
 
     /// Engines using these sessions, this one included.
@@ -376,6 +471,9 @@ impl Engine {
             )));
         }
         self.stop.check()?;
+        if self.cross_batch().is_some() {
+            return self.run_cross(frames, None, (batch, width, height), out, &fail);
+        }
         let input = TensorRef::from_array_view(([batch, t, 3, height, width], frames))
             .map_err(|e| fail(e.to_string()))?;
         let stop = &self.stop;
@@ -432,11 +530,6 @@ impl Engine {
         let t = self.described.info.window;
         let s = self.described.info.scale as usize;
         let fail = inference_failure(batch * t, width, height);
-        let mut sessions = self.sessions()?;
-        let split = sessions
-            .split
-            .as_mut()
-            .ok_or_else(|| fail("the model has no extractor/fusion pair loaded".into()))?;
         if batch == 0 || frames.len() != batch * t * 3 * width * height || feats.len() != batch * t
         {
             return Err(fail(format!(
@@ -448,6 +541,17 @@ impl Engine {
             )));
         }
         self.stop.check()?;
+        if self.cross_batch().is_some() {
+            let mut stacked: [Vec<f32>; 3] = Default::default();
+            let dims = split::stack(feats, &mut stacked).map_err(&fail)?;
+            let features = Some((stacked, dims));
+            return self.run_cross(frames, features, (batch, width, height), out, &fail);
+        }
+        let mut sessions = self.sessions()?;
+        let split = sessions
+            .split
+            .as_mut()
+            .ok_or_else(|| fail("the model has no extractor/fusion pair loaded".into()))?;
         let stop = &self.stop;
         split
             .fuse(frames, feats, (batch, width, height), stop.options(), |v| {

@@ -159,25 +159,37 @@ impl SplitGraphs {
         options: &RunOptions,
         take: impl FnOnce(&ort::value::DynValue) -> Result<(), String>,
     ) -> Result<(), String> {
-        let (n, t) = (batch, feats.len() / batch.max(1));
-        for lvl in 0..3 {
-            let dims = feats[0].dims[lvl];
-            if feats.iter().any(|f| f.dims[lvl] != dims) {
-                return Err("the window's frames have features of different sizes".into());
-            }
-            let stacked = &mut self.stacked[lvl];
-            stacked.clear();
-            for f in feats {
-                stacked.extend_from_slice(&f.levels[lvl]);
-            }
-        }
-        let c = self.channels;
-        let [s0, s1, s2] = &self.stacked;
-        let [d0, d1, d2] = feats[0].dims;
+        let t = feats.len() / batch.max(1);
+        let mut stacked = std::mem::take(&mut self.stacked);
+        let dims = stack(feats, &mut stacked);
+        let res = dims.and_then(|dims| {
+            self.fuse_stacked(
+                frames,
+                [&stacked[0], &stacked[1], &stacked[2]],
+                dims,
+                (batch, t, self.channels, width, height),
+                options,
+                take,
+            )
+        });
+        self.stacked = stacked;
+        res
+    }
+
+    /// The fusion graph on features already stacked `[n, t, c, h_l, w_l]` per level.
+    pub(super) fn fuse_stacked(
+        &mut self,
+        frames: &[f32],
+        [s0, s1, s2]: [&[f32]; 3],
+        [d0, d1, d2]: [(usize, usize); 3],
+        (n, t, c, width, height): (usize, usize, usize, usize, usize),
+        options: &RunOptions,
+        take: impl FnOnce(&ort::value::DynValue) -> Result<(), String>,
+    ) -> Result<(), String> {
         let e = |e: ort::Error| e.to_string();
-        let v0 = TensorRef::from_array_view(([n, t, c, d0.0, d0.1], s0.as_slice())).map_err(e)?;
-        let v1 = TensorRef::from_array_view(([n, t, c, d1.0, d1.1], s1.as_slice())).map_err(e)?;
-        let v2 = TensorRef::from_array_view(([n, t, c, d2.0, d2.1], s2.as_slice())).map_err(e)?;
+        let v0 = TensorRef::from_array_view(([n, t, c, d0.0, d0.1], s0)).map_err(e)?;
+        let v1 = TensorRef::from_array_view(([n, t, c, d1.0, d1.1], s1)).map_err(e)?;
+        let v2 = TensorRef::from_array_view(([n, t, c, d2.0, d2.1], s2)).map_err(e)?;
         let input = TensorRef::from_array_view(([n, t, 3, height, width], frames)).map_err(e)?;
         let shapes: [(&str, &[usize]); 4] = [
             ("frames", &[n, t, 3, height, width]),
@@ -200,4 +212,24 @@ impl SplitGraphs {
             .map_err(e)?;
         take(&outputs[0])
     }
+}
+
+/// Stacks the features of a window's frames, in order, level by level into `into`; returns
+/// each level's size.
+pub(super) fn stack(
+    feats: &[&Features],
+    into: &mut [Vec<f32>; 3],
+) -> Result<[(usize, usize); 3], String> {
+    let first = feats.first().ok_or("no features to stack")?;
+    for (lvl, stacked) in into.iter_mut().enumerate() {
+        let dims = first.dims[lvl];
+        if feats.iter().any(|f| f.dims[lvl] != dims) {
+            return Err("the window's frames have features of different sizes".into());
+        }
+        stacked.clear();
+        for f in feats {
+            stacked.extend_from_slice(&f.levels[lvl]);
+        }
+    }
+    Ok(first.dims)
 }

@@ -38,15 +38,24 @@ use gst_video::VideoInfo;
 
 use crate::convert;
 use crate::engine::{
-    ActiveProvider, Engine, EngineConfig, EngineError, FeatureCache, StopHandle, Users,
+    ActiveProvider, BatchCounters, Engine, EngineConfig, EngineError, FeatureCache, StopHandle,
+    Users,
 };
 use crate::live::{self, Lateness};
 use crate::memory;
 use crate::models;
-use crate::upscaler::{Arrival, Break, Continuity, Limits, Plan, Ready, Upscaler};
+use crate::upscaler::{Arrival, Break, Limits, Plan, Ready, Upscaler};
 
+use super::caps::{self, frame_duration};
 use super::pixels::{self, PixelPath};
+use super::settings::{self, Settings};
+use super::stats::{Shared, Stats};
+use super::timing::{Timing, Verdict};
 use super::{ExecutionProvider, LateFrames, LiveTier, Precision, Variant};
+
+mod load;
+mod output;
+mod tier;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -55,51 +64,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("MST-GAN video super-resolution"),
     )
 });
-
-#[derive(Debug, Clone)]
-struct Settings {
-    scale: u32,
-    model_location: Option<String>,
-    variant: Variant,
-    execution_provider: ExecutionProvider,
-    device_id: i32,
-    precision: Precision,
-    engine_cache_dir: Option<String>,
-    threads: u32,
-    feature_cache: bool,
-    max_memory_mib: u64,
-    tile_size: u32,
-    tile_overlap: u32,
-    batch_size: u32,
-    continuity: Continuity,
-    late_frames: LateFrames,
-    live_tier: LiveTier,
-    shared_engine: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            scale: 4,
-            model_location: None,
-            variant: Variant::Auto,
-            execution_provider: ExecutionProvider::Auto,
-            device_id: 0,
-            precision: Precision::Auto,
-            engine_cache_dir: None,
-            threads: 0,
-            feature_cache: true,
-            max_memory_mib: 0,
-            tile_size: 0,
-            tile_overlap: 0,
-            batch_size: 1,
-            continuity: Continuity::default(),
-            late_frames: LateFrames::Drop,
-            live_tier: LiveTier::Auto,
-            shared_engine: true,
-        }
-    }
-}
 
 /// What a frame keeps while it waits in the window: not the upstream buffer (a decoder's or
 /// camera's pool must not be starved), only its metadata and, for alpha formats, its alpha.
@@ -154,61 +118,8 @@ struct Running {
     threads: usize,
     /// Instances sharing this one's onnxruntime session (itself included).
     engine_users: Users,
-}
-
-/// Timing for latency and QoS, kept apart from the state so that neither the LATENCY query nor
-/// a QoS event ever waits for an inference.
-#[derive(Debug, Default)]
-struct Timing {
-    frame: Option<gst::ClockTime>,
-    radius: u64,
-    /// Windows per inference: the last of a batch waits for batch - 1 more frames.
-    batch: u64,
-    /// Smoothed time of one inference (extractor + fusion), conversions included.
-    processing: Option<gst::ClockTime>,
-    /// What the LATENCY query adds to upstream's; `None` until caps are known.
-    reported: Option<gst::ClockTime>,
-    upstream_live: bool,
-    /// Upstream's minimum latency at caps (a jitterbuffer's, a decoder's): frames reach this
-    /// element that much after their running time, so it is part of their deadline until the
-    /// pipeline's latency is known.
-    upstream_min: gst::ClockTime,
-    /// The pipeline latency the sinks were given (LATENCY event).
-    pipeline_latency: Option<gst::ClockTime>,
-    /// From the last QoS event: outputs with an earlier running time are late.
-    earliest: Option<gst::ClockTime>,
-    proportion: f64,
-}
-
-impl Timing {
-    /// The latency this element adds: (T-1)/2 frames of look-ahead and batch - 1 frames of
-    /// batching, plus two inferences (the one running when a frame's window completes, and its
-    /// own).
-    fn ours(&self) -> Option<gst::ClockTime> {
-        let p = self.processing.map_or(0, |p| p.nseconds());
-        Some(gst::ClockTime::from_nseconds(live::latency(
-            self.frame?.nseconds(),
-            self.radius,
-            self.batch,
-            p,
-        )))
-    }
-}
-
-#[derive(Debug, Default, Clone)]
-struct Stats {
-    frames_in: u64,
-    frames_out: u64,
-    inferred: u64,
-    dropped: u64,
-    resized: u64,
-    restarts: u64,
-    scene_cuts: u64,
-    full_windows: u64,
-    /// Tiles per frame at the current caps.
-    tiles: u64,
-    /// Times a live source's stream moved to the fast tier.
-    tier_changes: u64,
+    /// The shared sessions' batching thread (cross-stream batches), when shared.
+    batch_counters: Option<Arc<BatchCounters>>,
 }
 
 #[derive(Default)]
@@ -232,69 +143,7 @@ impl ObjectSubclass for MstGanSr {
     type ParentType = gst_base::BaseTransform;
 }
 
-/// Multiplies (sink -> src) or divides (src -> sink) a width/height field by the scale.
-fn scale_field(value: &glib::SendValue, scale: i32, up: bool) -> Option<glib::SendValue> {
-    if let Ok(v) = value.get::<i32>() {
-        return if up {
-            v.checked_mul(scale).map(|x| x.to_send_value())
-        } else if v % scale == 0 {
-            Some((v / scale).to_send_value())
-        } else {
-            None
-        };
-    }
-    if let Ok(r) = value.get::<gst::IntRange<i32>>() {
-        let (lo, hi) = (r.min(), r.max());
-        return if up {
-            let hi = hi.saturating_mul(scale) / scale * scale;
-            let lo = lo.saturating_mul(scale).min(hi);
-            Some(if lo == hi {
-                lo.to_send_value()
-            } else {
-                gst::IntRange::with_step(lo, hi, scale).to_send_value()
-            })
-        } else {
-            let lo = (lo + scale - 1) / scale;
-            let hi = hi / scale;
-            match lo.cmp(&hi) {
-                std::cmp::Ordering::Less => Some(gst::IntRange::new(lo, hi).to_send_value()),
-                std::cmp::Ordering::Equal => Some(lo.to_send_value()),
-                std::cmp::Ordering::Greater => None,
-            }
-        };
-    }
-    if let Ok(list) = value.get::<gst::List>() {
-        let items: Vec<glib::SendValue> = list
-            .iter()
-            .filter_map(|v| scale_field(v, scale, up))
-            .collect();
-        return if items.is_empty() {
-            None
-        } else {
-            Some(gst::List::new(items).to_send_value())
-        };
-    }
-    None
-}
-
-fn frame_duration(info: &VideoInfo) -> Option<gst::ClockTime> {
-    let f = info.fps();
-    if f.numer() <= 0 {
-        return None;
-    }
-    gst::ClockTime::SECOND.mul_div_floor(f.denom() as u64, f.numer() as u64)
-}
-
 /// What to do with the output of a window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Infer,
-    /// An inference would finish this late (ns), a cheap resize would not: `late-frames`.
-    TooLateToInfer(i64),
-    /// Late by this much (ns) whatever is done: dropped.
-    Late(i64),
-}
-
 /// What one step of output produced.
 enum Step {
     /// No window is ready.
@@ -304,813 +153,8 @@ enum Step {
 }
 
 impl MstGanSr {
-    /// Opens `model_path` with the settings' provider and precision; `precision=auto` says which
-    /// INT8 file it loaded and why, or takes the FP32 file beside one that would lose quality on
-    /// this CPU. Returns the file that runs.
-    fn load_engine(
-        &self,
-        settings: &Settings,
-        model_path: PathBuf,
-        threads: usize,
-    ) -> Result<(Engine, PathBuf), gst::ErrorMessage> {
-        let mut cfg = EngineConfig {
-            model_path: model_path.clone(),
-            scale: settings.scale,
-            provider: settings.execution_provider.into(),
-            device_id: settings.device_id,
-            precision: settings.precision.into(),
-            engine_cache_dir: settings.engine_cache_dir.as_ref().map(PathBuf::from),
-            threads,
-            feature_cache: settings.feature_cache,
-            share: settings.shared_engine,
-        };
-        let load = |cfg: &EngineConfig| {
-            Engine::new(cfg).map_err(|e| {
-                let kind = match e {
-                    EngineError::ModelMissing(_) => gst::ResourceError::NotFound,
-                    EngineError::RuntimeMissing(_) | EngineError::ProviderUnavailable { .. } => {
-                        gst::ResourceError::OpenRead
-                    }
-                    _ => gst::ResourceError::Settings,
-                };
-                gst::error_msg!(
-                    kind,
-                    ("{e}"),
-                    [
-                        "model-location={} scale={} execution-provider={:?} precision={:?}",
-                        cfg.model_path.display(),
-                        settings.scale,
-                        settings.execution_provider,
-                        settings.precision
-                    ]
-                )
-            })
-        };
-        let mut engine = load(&cfg)?;
-        if let (Some(bits), ActiveProvider::Cpu) =
-            (engine.info().int8_weight_bits, engine.active_provider())
-        {
-            match models::auto_int8(bits, models::cpu_has_vnni()) {
-                // gst-launch-1.0 prints an INFO message's debug text: it carries the whole story
-                models::AutoInt8::Keep(why) => gst::element_imp_info!(
-                    self,
-                    gst::LibraryError::Init,
-                    ("loaded {}: {why}", cfg.model_path.display()),
-                    ["loaded {}: {why}", cfg.model_path.display()]
-                ),
-                models::AutoInt8::PreferFp32(why) => {
-                    let fp32 = (settings.precision == Precision::Auto
-                        && settings.model_location.is_none())
-                    .then(|| {
-                        self.resolve_model(&Settings {
-                            precision: Precision::Fp32,
-                            ..settings.clone()
-                        })
-                    })
-                    .and_then(Result::ok)
-                    .filter(|(_, is_fixture)| !is_fixture);
-                    if let Some((path, _)) = fp32 {
-                        cfg.model_path = path;
-                        engine = load(&cfg)?;
-                        let said = format!(
-                            "precision=auto loaded {} (FP32): {why}",
-                            cfg.model_path.display()
-                        );
-                        gst::element_imp_info!(
-                            self,
-                            gst::LibraryError::Init,
-                            ("{said}"),
-                            ["{said}"]
-                        );
-                    } else {
-                        gst::element_imp_warning!(
-                            self,
-                            gst::LibraryError::Settings,
-                            (
-                                "{} loses quality on this CPU: {why}",
-                                cfg.model_path.display()
-                            ),
-                            ["or set precision=fp32 with the FP32 file"]
-                        );
-                    }
-                }
-            }
-        }
-        Ok((engine, cfg.model_path))
-    }
-
-    /// With `live-tier=auto`, a live source whose frames the bundled model cannot keep up with
-    /// (its warm-up `took` more than the live budget of a `frame`) runs the fast tier for the
-    /// same kind of input instead: chosen once, before the first frame, and said on the bus.
-    /// Returns the new model's warm-up time and plan, `None` when the model stays.
-    fn step_down_if_slow(
-        &self,
-        state: &mut State,
-        settings: &Settings,
-        size: (usize, usize),
-        frame: gst::ClockTime,
-        limits: Limits,
-        took: gst::ClockTime,
-    ) -> Result<Option<(gst::ClockTime, Plan)>, gst::LoggableError> {
-        if models::keeps_up(took.nseconds(), frame.nseconds()) {
-            return Ok(None);
-        }
-        let budget = frame * models::LIVE_BUDGET_PERCENT / 100;
-        let why = format!(
-            "takes {} ms a frame, more than {} ms ({} % of a frame)",
-            took.mseconds(),
-            budget.mseconds(),
-            models::LIVE_BUDGET_PERCENT
-        );
-        self.step_down(state, settings, size, frame, limits, &why)
-    }
-
-    /// With `live-tier=auto`, sustained lateness on a live source (see [`Lateness`]) hands the
-    /// stream to the fast tier at a clean window: the old model's pending frames leave as late
-    /// frames do (`late-frames`), and the fast tier starts a new run with the next frame. Once:
-    /// tiers never alternate.
-    fn step_down_on_lateness(
-        &self,
-        state: &mut State,
-        policy: LateFrames,
-    ) -> Result<(), gst::FlowError> {
-        let settings = self.settings.lock().unwrap().clone();
-        let (frame, live) = {
-            let t = self.timing.lock().unwrap();
-            (
-                t.frame.filter(|f| *f > gst::ClockTime::ZERO),
-                t.upstream_live,
-            )
-        };
-        let Some(frame) = frame.filter(|_| live && !state.stepped_down) else {
-            return Ok(());
-        };
-        let late = state.lateness.late();
-        let span = state.lateness.span();
-        state.lateness.clear();
-        state.upscaler.finish();
-        let t = state.upscaler.window_len();
-        while let Some(batch) = state.upscaler.take_batch() {
-            let verdicts = batch
-                .iter()
-                .map(|w| (Verdict::TooLateToInfer(0), w.distinct() == t))
-                .collect();
-            self.queue_outputs(state, &batch, verdicts, policy)?;
-        }
-        let size = state.upscaler.size();
-        let limits = self.limits(&settings);
-        let why =
-            format!("had {late} of the last {span} frames late (sustained lateness, not a burst)");
-        match self.step_down(state, &settings, size, frame, limits, &why) {
-            Ok(Some((took, plan))) => {
-                let mut t = self.timing.lock().unwrap();
-                t.processing = Some(took);
-                t.batch = plan.batch as u64;
-                let changed = self.refresh_latency(&mut t);
-                drop(t);
-                if changed {
-                    self.announce_latency();
-                }
-                Ok(())
-            }
-            Ok(None) => Ok(()),
-            Err(_) => Err(gst::FlowError::Flushing),
-        }
-    }
-
-    /// Loads and warms up the fast tier for the stream's size and makes it the element's model,
-    /// saying on the bus why (`why` completes "live source: <model> ..."). `None` when the
-    /// settings pin the model, there is no faster tier, or it cannot run (a warning says why).
-    fn step_down(
-        &self,
-        state: &mut State,
-        settings: &Settings,
-        (w, h): (usize, usize),
-        frame: gst::ClockTime,
-        limits: Limits,
-        why: &str,
-    ) -> Result<Option<(gst::ClockTime, Plan)>, gst::LoggableError> {
-        if settings.live_tier == LiveTier::Pinned || settings.model_location.is_some() {
-            return Ok(None);
-        }
-        // after one step down the stream stays on the fast tier
-        if std::mem::replace(&mut state.stepped_down, true) {
-            return Ok(None);
-        }
-        let Some(fast) = models::Variant::from(settings.variant).fast_tier() else {
-            return Ok(None);
-        };
-        let (from, threads) = match self.running.lock().unwrap().as_ref() {
-            Some(r) => (r.model_path.clone(), r.threads),
-            None => return Ok(None),
-        };
-        let fast_settings = Settings {
-            variant: fast.into(),
-            ..settings.clone()
-        };
-        let keep = |reason: String| {
-            gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Settings,
-                (
-                    "live source: {} {why}, and no faster model can take over: {reason}",
-                    from.display(),
-                )
-            );
-            Ok(None)
-        };
-        let (engine, path) = match self
-            .resolve_model(&fast_settings)
-            .and_then(|(path, _)| self.load_engine(&fast_settings, path, threads))
-        {
-            Ok(loaded) => loaded,
-            Err(e) => return keep(e.to_string()),
-        };
-        let mut upscaler = Upscaler::new(engine).with_progress(self.tiles_done.clone());
-        let plan = match upscaler.configure(w, h, Some(frame.nseconds()), limits) {
-            Ok(plan) => plan.clone(),
-            Err(e) => return keep(e.to_string()),
-        };
-        let fast_took = match upscaler.warm_up() {
-            Ok(d) => gst::ClockTime::from_nseconds(d.as_nanos() as u64),
-            Err(EngineError::Stopped) => {
-                return Err(gst::loggable_error!(CAT, "stopped during the warm-up"));
-            }
-            Err(e) => return keep(e.to_string()),
-        };
-        let said = format!(
-            "live source: {} {why}, so the fast tier {} runs instead ({} ms a frame{}); \
-             live-tier=pinned keeps the model asked for",
-            from.display(),
-            path.display(),
-            fast_took.mseconds(),
-            if models::keeps_up(fast_took.nseconds(), frame.nseconds()) {
-                ""
-            } else {
-                ", which does not keep up either: late frames follow late-frames"
-            }
-        );
-        gst::element_imp_info!(self, gst::LibraryError::Settings, ("{said}"), ["{said}"]);
-        let engine = upscaler.engine();
-        if let Some(r) = self.running.lock().unwrap().as_mut() {
-            r.model_path = path;
-            r.window = engine.info().window as u32;
-            r.active_provider = engine.active_provider();
-            r.feature_cache_active =
-                *engine.feature_cache() == FeatureCache::Active && plan.feature_cache;
-            r.stop = engine.stop_handle();
-            r.engine_users = engine.users_handle();
-        }
-        self.timing.lock().unwrap().radius = (engine.info().window / 2) as u64;
-        self.post_stats(|s| {
-            s.tiles = plan.tiles.len() as u64;
-            s.tier_changes += 1;
-        });
-        state.upscaler = upscaler;
-        Ok(Some((fast_took, plan)))
-    }
-
-    /// The memory budget and tiling the settings allow now.
-    fn limits(&self, settings: &Settings) -> Limits {
-        let bound = memory::bound(settings.max_memory_mib << 20);
-        Limits {
-            tile: settings.tile_size as usize,
-            overlap: settings.tile_overlap as usize,
-            batch: settings.batch_size as usize,
-            memory: bound.as_ref().map_or(u64::MAX, |b| b.bytes),
-            memory_source: bound.as_ref().map_or("nothing", |b| b.source),
-        }
-    }
-
-    fn resolve_model(&self, settings: &Settings) -> Result<(PathBuf, bool), gst::ErrorMessage> {
-        if let Some(loc) = &settings.model_location {
-            return Ok((PathBuf::from(loc), false));
-        }
-        let plugin_file = self
-            .obj()
-            .factory()
-            .and_then(|f| f.plugin())
-            .and_then(|p| p.filename());
-        // GPUs take the FP32 model (TensorRT builds FP16 kernels from it); INT8 is the fast
-        // path on CPU, which is also where `auto` lands without onnxruntime-gpu
-        let gpu = matches!(
-            settings.execution_provider,
-            ExecutionProvider::Cuda | ExecutionProvider::TensorRt
-        );
-        let want = crate::engine::Precision::from(settings.precision)
-            .model_precision()
-            .or(gpu.then_some(crate::engine::ModelPrecision::Fp32));
-        match models::resolve(
-            settings.scale,
-            want,
-            settings.variant.into(),
-            plugin_file.as_deref(),
-        ) {
-            Ok(r) => Ok((r.path, r.is_fixture)),
-            Err(tried) => Err(gst::error_msg!(
-                gst::ResourceError::NotFound,
-                (
-                    "no bundled x{} {} model is installed: set model-location, another variant, or {}",
-                    settings.scale,
-                    match settings.variant {
-                        Variant::Auto => "",
-                        Variant::Perceptual => "perceptual",
-                        Variant::Fidelity => "fidelity",
-                        Variant::Real => "real",
-                        Variant::Compressed => "real or fidelity",
-                        Variant::Fast => "fast",
-                        Variant::FastCompressed => "fast-real or fast",
-                    },
-                    models::MODEL_DIR_ENV
-                ),
-                [
-                    "looked for {}",
-                    tried
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ]
-            )),
-        }
-    }
-
     fn post_stats(&self, f: impl FnOnce(&mut Stats)) {
         f(&mut self.stats.lock().unwrap());
-    }
-
-    /// Converts an input buffer, keeps its metadata and adds it to the window.
-    fn accept(&self, state: &mut State, buffer: gst::Buffer) -> Result<(), gst::FlowError> {
-        let continuity = self.settings.lock().unwrap().continuity;
-        let Some(neg) = state.caps.as_mut() else {
-            return Err(gst::FlowError::NotNegotiated);
-        };
-        let (w, h) = (neg.in_info.width() as usize, neg.in_info.height() as usize);
-        let mut rgb = Vec::new();
-        if rgb.try_reserve_exact(3 * w * h).is_err() {
-            gst::element_imp_error!(
-                self,
-                gst::ResourceError::NoSpaceLeft,
-                (
-                    "out of memory for a {}x{} frame: lower max-memory use elsewhere or downscale the input",
-                    w,
-                    h
-                )
-            );
-            return Err(gst::FlowError::Error);
-        }
-        rgb.resize(3 * w * h, 0.0);
-        let alpha = {
-            let vf =
-                gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &neg.in_info)
-                    .map_err(|_| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Format,
-                        (
-                            "an input buffer is smaller than its caps say ({} bytes for {})",
-                            buffer.size(),
-                            neg.in_info.size()
-                        )
-                    );
-                    gst::FlowError::Error
-                })?;
-            neg.pixels.read_frame(&vf, &mut rgb)
-        };
-        let holder = buffer
-            .copy_region(
-                gst::BufferCopyFlags::FLAGS
-                    | gst::BufferCopyFlags::TIMESTAMPS
-                    | gst::BufferCopyFlags::META,
-                ..,
-            )
-            .map_err(|_| gst::FlowError::Error)?;
-        let arrival = Arrival {
-            pts: buffer.pts().map(|t| t.nseconds()),
-            discont: buffer.flags().contains(gst::BufferFlags::DISCONT),
-        };
-        state.newest_pts = buffer.pts();
-        drop(buffer);
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        let meta = FrameMeta {
-            seq,
-            holder: Some(holder),
-            alpha,
-        };
-        let brk = state
-            .upscaler
-            .push(rgb, meta, arrival, continuity)
-            .map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
-                gst::FlowError::Error
-            })?;
-        if let Some(b) = brk {
-            gst::debug!(CAT, imp = self, "run of frames ends before #{seq}: {b:?}");
-        }
-        self.post_stats(|s| {
-            s.frames_in += 1;
-            if brk.is_some() {
-                s.restarts += 1;
-            }
-            if brk == Some(Break::SceneCut) {
-                s.scene_cuts += 1;
-            }
-        });
-        Ok(())
-    }
-
-    /// Whether the output for a window whose centre has `pts` would be late: the sink said so
-    /// (QoS), or, from a live source, it cannot be ready before the sink must show it.
-    fn verdict(&self, pts: Option<gst::ClockTime>) -> Verdict {
-        let obj = self.obj();
-        // the first output always goes out: a sink prerolls on it, and only then does the
-        // pipeline know its latency, by which the others are judged
-        if !obj.is_qos() || self.stats.lock().unwrap().frames_out == 0 {
-            return Verdict::Infer;
-        }
-        let Some(pts) = pts else {
-            return Verdict::Infer;
-        };
-        let rt = match obj.segment().downcast::<gst::ClockTime>() {
-            Ok(seg) => seg.to_running_time(pts),
-            Err(_) => None,
-        };
-        let Some(rt) = rt else {
-            return Verdict::Infer;
-        };
-        let t = self.timing.lock().unwrap();
-        if let Some(earliest) = t.earliest
-            && rt <= earliest
-        {
-            return Verdict::Late(earliest.nseconds() as i64 - rt.nseconds() as i64);
-        }
-        if !t.upstream_live {
-            return Verdict::Infer;
-        }
-        let (Some(clock), Some(base)) = (obj.clock(), obj.base_time()) else {
-            return Verdict::Infer;
-        };
-        // before the sinks have prerolled the pipeline's latency is unknown (a sink answers the
-        // query only once it has a buffer): upstream's and ours until then
-        let latency = t
-            .pipeline_latency
-            .or(t.ours().map(|o| o + t.upstream_min))
-            .unwrap_or(gst::ClockTime::ZERO);
-        let now = clock.time().saturating_sub(base);
-        let due = rt + latency;
-        let inferred_at = now + t.processing.unwrap_or_default();
-        if now > due {
-            Verdict::Late((now - due).nseconds() as i64)
-        } else if inferred_at > due {
-            Verdict::TooLateToInfer((inferred_at - due).nseconds() as i64)
-        } else {
-            Verdict::Infer
-        }
-    }
-
-    /// Live, with QoS, and frames wait upstream: the newest one to arrive was captured more
-    /// than two frame durations ago (a leaky queue's backlog after a slow inference).
-    fn backlogged(&self, newest: Option<gst::ClockTime>) -> bool {
-        let obj = self.obj();
-        if !obj.is_qos() {
-            return false;
-        }
-        let rt = newest.and_then(|pts| {
-            obj.segment()
-                .downcast::<gst::ClockTime>()
-                .ok()
-                .and_then(|seg| seg.to_running_time(pts))
-        });
-        let (Some(rt), Some(clock), Some(base)) = (rt, obj.clock(), obj.base_time()) else {
-            return false;
-        };
-        let t = self.timing.lock().unwrap();
-        let Some(frame) = t.frame.filter(|f| *f > gst::ClockTime::ZERO) else {
-            return false;
-        };
-        t.upstream_live && clock.time().saturating_sub(base) > rt + frame * 2
-    }
-
-    /// An output buffer from the base class's allocation path (the negotiated pool), carrying
-    /// the centre frame's timestamps, flags and metas, filled from `rgb` (`[3, sH, sW]`).
-    fn make_output(
-        &self,
-        neg: &mut Negotiated,
-        meta: &FrameMeta,
-        rgb: &[f32],
-    ) -> Result<gst::Buffer, gst::FlowError> {
-        let holder = meta.holder.as_ref().ok_or(gst::FlowError::Error)?;
-        let mut out = match self.parent_prepare_output_buffer(InputBuffer::Readable(holder))? {
-            PrepareOutputBufferSuccess::Buffer(b) => b,
-            PrepareOutputBufferSuccess::InputBuffer => return Err(gst::FlowError::Error),
-        };
-        let (w, h) = (neg.in_info.width() as usize, neg.in_info.height() as usize);
-        {
-            let outb = out.get_mut().ok_or(gst::FlowError::Error)?;
-            let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(outb, &neg.out_info)
-                .map_err(|_| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("an output buffer from the pool is smaller than the output caps need")
-                    );
-                    gst::FlowError::Error
-                })?;
-            let alpha = meta.alpha.as_deref().map(|a| (a, w, h));
-            neg.pixels.write_frame(rgb, alpha, &mut vf);
-        }
-        Ok(out)
-    }
-
-    /// Takes the held events that must go out before the frame `seq`.
-    fn events_before(state: &mut State, seq: u64) -> Vec<gst::Event> {
-        let mut out = Vec::new();
-        while state.held.front().is_some_and(|(s, _)| *s <= seq) {
-            out.push(state.held.pop_front().unwrap().1);
-        }
-        out
-    }
-
-    /// What happens to a window's output: the verdict of QoS, and whether its window holds
-    /// T distinct frames.
-    fn judge(&self, state: &State, win: &Ready<FrameMeta>) -> (Verdict, bool) {
-        let full = win.distinct() == state.upscaler.window_len();
-        let pts = win.centre().meta.holder.as_ref().and_then(|b| b.pts());
-        let verdict = self.verdict(pts);
-        if verdict == Verdict::Infer && !full && self.backlogged(state.newest_pts) {
-            // more frames are waiting and most will go uninferred: spend the inference on a
-            // window of T real neighbours, not on one that replicates the edge of a run
-            return (Verdict::TooLateToInfer(0), full);
-        }
-        (verdict, full)
-    }
-
-    /// The next output (with the events that go before it); runs the next batch of windows
-    /// when none is waiting.
-    fn step(&self, state: &mut State) -> Result<Step, gst::FlowError> {
-        if let Some((events, out)) = state.outbox.pop_front() {
-            return Ok(Step::Out(events, out));
-        }
-        let Some(batch) = state.upscaler.take_batch() else {
-            return Ok(Step::Idle);
-        };
-        let (policy, tier) = {
-            let s = self.settings.lock().unwrap();
-            (s.late_frames, s.live_tier)
-        };
-        let mut verdicts: Vec<(Verdict, bool)> =
-            batch.iter().map(|w| self.judge(state, w)).collect();
-        if policy == LateFrames::Resize {
-            let (live, processing) = {
-                let t = self.timing.lock().unwrap();
-                (t.upstream_live, t.processing)
-            };
-            let processing = processing.map(|p| std::time::Duration::from_nanos(p.nseconds()));
-            if live && !live::resize_may_infer(processing) {
-                for v in verdicts.iter_mut().filter(|(v, _)| *v == Verdict::Infer) {
-                    v.0 = Verdict::TooLateToInfer(0);
-                }
-            }
-        }
-        let run: Vec<Ready<FrameMeta>> = batch
-            .iter()
-            .zip(&verdicts)
-            .filter(|(_, (v, _))| *v == Verdict::Infer)
-            .map(|(w, _)| w.clone())
-            .collect();
-        if !run.is_empty() {
-            let started = Instant::now();
-            if let Err(e) = state.upscaler.run(&run) {
-                if matches!(e, EngineError::Stopped) {
-                    gst::debug!(CAT, imp = self, "inference stopped by a flush or a stop");
-                    return Err(gst::FlowError::Flushing);
-                }
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Failed,
-                    ("upscaling failed: {e}"),
-                    ["model {:?}", self.settings.lock().unwrap().model_location]
-                );
-                return Err(gst::FlowError::Error);
-            }
-            self.note_processing(started.elapsed());
-        }
-        let mut sustained = false;
-        for (v, _) in &verdicts {
-            sustained |= state.lateness.record(*v == Verdict::Infer);
-        }
-        self.queue_outputs(state, &batch, verdicts, policy)?;
-        if sustained && tier == LiveTier::Auto && !state.stepped_down {
-            self.step_down_on_lateness(state, policy)?;
-        }
-        let (events, out) = state.outbox.pop_front().expect("a batch has windows");
-        Ok(Step::Out(events, out))
-    }
-
-    /// Makes each window's output by its verdict (the model's output for the inferred ones, in
-    /// the order they ran; a bilinear upscale or a drop for late ones) and queues it with the
-    /// events that go before it.
-    fn queue_outputs(
-        &self,
-        state: &mut State,
-        batch: &[Ready<FrameMeta>],
-        verdicts: Vec<(Verdict, bool)>,
-        policy: LateFrames,
-    ) -> Result<(), gst::FlowError> {
-        let State {
-            caps,
-            upscaler,
-            resize_scratch,
-            discont_next,
-            ..
-        } = state;
-        let Some(neg) = caps.as_mut() else {
-            return Err(gst::FlowError::NotNegotiated);
-        };
-        let mut ran = 0;
-        let mut outs = Vec::with_capacity(batch.len());
-        for (win, (verdict, full)) in batch.iter().zip(verdicts) {
-            let meta = &win.centre().meta;
-            let out = match verdict {
-                Verdict::Infer => {
-                    let b = self.make_output(neg, meta, upscaler.output(ran))?;
-                    ran += 1;
-                    self.post_stats(|s| {
-                        s.inferred += 1;
-                        s.full_windows += full as u64;
-                    });
-                    Some(b)
-                }
-                Verdict::TooLateToInfer(_) if policy == LateFrames::Resize => {
-                    let (w, h) = upscaler.size();
-                    let s = upscaler.scale();
-                    resize_scratch.resize(3 * w * h * s * s, 0.0);
-                    convert::upscale_bilinear(&win.centre().rgb, w, h, s, resize_scratch);
-                    self.post_stats(|st| st.resized += 1);
-                    Some(self.make_output(neg, meta, resize_scratch)?)
-                }
-                Verdict::TooLateToInfer(late_ns) | Verdict::Late(late_ns) => {
-                    *discont_next = true;
-                    self.post_qos_drop(meta, late_ns);
-                    None
-                }
-            };
-            let out = out.map(|mut b| {
-                if std::mem::take(discont_next) {
-                    b.make_mut().set_flags(gst::BufferFlags::DISCONT);
-                }
-                self.post_stats(|s| s.frames_out += 1);
-                b
-            });
-            outs.push((meta.seq, out));
-        }
-        for (seq, out) in outs {
-            let events = Self::events_before(state, seq);
-            state.outbox.push_back((events, out));
-        }
-        Ok(())
-    }
-
-    fn post_qos_drop(&self, meta: &FrameMeta, late_ns: i64) {
-        let obj = self.obj();
-        let Some(b) = meta.holder.as_ref() else {
-            return;
-        };
-        let (processed, dropped) = {
-            let mut s = self.stats.lock().unwrap();
-            s.dropped += 1;
-            (s.inferred + s.resized, s.dropped)
-        };
-        let seg = obj.segment().downcast::<gst::ClockTime>().ok();
-        let rt = seg
-            .as_ref()
-            .and_then(|s| b.pts().and_then(|p| s.to_running_time(p)));
-        let st = seg
-            .as_ref()
-            .and_then(|s| b.pts().and_then(|p| s.to_stream_time(p)));
-        let (live, proportion) = {
-            let t = self.timing.lock().unwrap();
-            (t.upstream_live, t.proportion)
-        };
-        let msg = gst::message::Qos::builder(live)
-            .running_time_if_some(rt)
-            .stream_time_if_some(st)
-            .timestamp_if_some(b.pts())
-            .duration_if_some(b.duration())
-            .values(late_ns, proportion, 1_000_000)
-            .stats(
-                gst::format::Buffers::from_u64(processed),
-                gst::format::Buffers::from_u64(dropped),
-            )
-            .src(&*obj)
-            .build();
-        let _ = obj.post_message(msg);
-        gst::debug!(
-            CAT,
-            imp = self,
-            "dropped a frame {late_ns} ns late ({dropped} so far)"
-        );
-    }
-
-    /// Folds one inference's time into the estimate and re-announces the latency when it moved.
-    fn note_processing(&self, took: std::time::Duration) {
-        let took = gst::ClockTime::from_nseconds(took.as_nanos() as u64);
-        let changed = {
-            let mut t = self.timing.lock().unwrap();
-            t.processing = Some(gst::ClockTime::from_nseconds(live::smoothed(
-                t.processing.map(|p| p.nseconds()),
-                took.nseconds(),
-            )));
-            self.refresh_latency(&mut t)
-        };
-        if changed {
-            self.announce_latency();
-        }
-    }
-
-    /// Updates the reported latency; true when it moved by more than a fifth.
-    fn refresh_latency(&self, t: &mut Timing) -> bool {
-        let Some(new) = t.ours() else {
-            return false;
-        };
-        let moved = live::latency_moved(t.reported.map(|r| r.nseconds()), new.nseconds());
-        if moved {
-            t.reported = Some(new);
-        }
-        moved
-    }
-
-    fn announce_latency(&self) {
-        let obj = self.obj();
-        gst::debug!(
-            CAT,
-            imp = self,
-            "latency changed: posting a Latency message"
-        );
-        let _ = obj.post_message(gst::message::Latency::builder().src(&*obj).build());
-    }
-
-    /// Pushes one step's events and buffer downstream (outside the state lock).
-    fn push_step(
-        &self,
-        events: Vec<gst::Event>,
-        out: Option<gst::Buffer>,
-    ) -> Result<(), gst::FlowError> {
-        let src = self.obj().src_pad().clone();
-        for e in events {
-            src.push_event(e);
-        }
-        if let Some(b) = out {
-            src.push(b)?;
-        }
-        Ok(())
-    }
-
-    /// Ends the current run: every pending output, then every held event, goes downstream.
-    fn drain_and_push(&self) -> Result<(), gst::FlowError> {
-        match self.state.lock().unwrap().as_mut() {
-            Some(state) => state.upscaler.finish(),
-            None => return Ok(()),
-        }
-        loop {
-            let step = match self.state.lock().unwrap().as_mut() {
-                Some(state) => self.step(state)?,
-                None => return Ok(()),
-            };
-            match step {
-                Step::Idle => break,
-                Step::Out(events, out) => self.push_step(events, out)?,
-            }
-        }
-        let rest: Vec<gst::Event> = match self.state.lock().unwrap().as_mut() {
-            Some(state) => state.held.drain(..).map(|(_, e)| e).collect(),
-            None => return Ok(()),
-        };
-        self.push_step(rest, None)
-    }
-
-    /// Holds a serialized event behind the frames still in the window, or forwards it when
-    /// none is.
-    fn hold_or_forward(&self, event: gst::Event) -> bool {
-        {
-            let mut guard = self.state.lock().unwrap();
-            if let Some(state) = guard.as_mut()
-                && state.upscaler.pending() + state.outbox.len() > 0
-            {
-                gst::log!(
-                    CAT,
-                    imp = self,
-                    "holding {:?} behind {} frames",
-                    event.type_(),
-                    state.upscaler.pending()
-                );
-                let seq = state.next_seq;
-                state.held.push_back((seq, event));
-                return true;
-            }
-        }
-        self.parent_sink_event(event)
     }
 
     /// Stops (or lets run again) the inference in progress and every later one, without the
@@ -1128,32 +172,30 @@ impl MstGanSr {
     fn stats_structure(&self) -> gst::Structure {
         let s = self.stats.lock().unwrap().clone();
         let tiles_done = self.tiles_done.load(Ordering::Relaxed);
-        let engine_users = self
+        let (engine_users, counters) = self
             .running
             .lock()
             .unwrap()
             .as_ref()
-            .map_or(0, |r| r.engine_users.count());
+            .map_or((0, None), |r| {
+                (r.engine_users.count(), r.batch_counters.clone())
+            });
+        let count = |f: fn(&BatchCounters) -> &AtomicU64| {
+            counters
+                .as_ref()
+                .map_or(0, |c| f(c).load(Ordering::Relaxed))
+        };
         let t = self.timing.lock().unwrap();
-        gst::Structure::builder("application/x-mstgansr-stats")
-            .field("frames-in", s.frames_in)
-            .field("frames-out", s.frames_out)
-            .field("inferred", s.inferred)
-            .field("dropped", s.dropped)
-            .field("resized", s.resized)
-            .field("restarts", s.restarts)
-            .field("scene-cuts", s.scene_cuts)
-            .field("full-windows", s.full_windows)
-            .field("tiles", s.tiles)
-            .field("tiles-done", tiles_done)
-            .field("tier-changes", s.tier_changes)
-            .field("engine-users", engine_users as u64)
-            .field(
-                "processing-time",
-                t.processing.map(|p| p.nseconds()).unwrap_or(0),
-            )
-            .field("latency", t.reported.map(|p| p.nseconds()).unwrap_or(0))
-            .build()
+        s.structure(&Shared {
+            tiles_done,
+            engine_users: engine_users as u64,
+            cross_stream: t.cross_wait.is_some(),
+            batch_inferences: count(|c| &c.inferences),
+            batch_windows: count(|c| &c.windows),
+            batch_shared: count(|c| &c.shared),
+            processing: t.processing,
+            latency: t.reported,
+        })
     }
 }
 
@@ -1165,210 +207,14 @@ impl ObjectImpl for MstGanSr {
     }
 
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let d = Settings::default();
-            vec![
-                glib::ParamSpecUInt::builder("scale")
-                    .nick("Scale")
-                    .blurb("Upscaling factor: 2, 3 or 4 (output is scale x the input width and height)")
-                    .minimum(2)
-                    .maximum(4)
-                    .default_value(d.scale)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("model-location")
-                    .nick("Model location")
-                    .blurb(
-                        "MST-GAN ONNX model file; unset = the bundled model for the scale \
-                         (next to the plugin, or in $MSTGANSR_MODEL_DIR)",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default("variant", d.variant)
-                    .nick("Variant")
-                    .blurb(
-                        "Which bundled model (without model-location): perceptual or fidelity for \
-                         clean input, real for compressed camera and web video, fast for live \
-                         cameras on a CPU",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default("execution-provider", d.execution_provider)
-                    .nick("Execution provider")
-                    .blurb("onnxruntime execution provider; auto = best available, CPU as the last resort")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecInt::builder("device-id")
-                    .nick("Device ID")
-                    .blurb("GPU index for the CUDA and TensorRT providers")
-                    .minimum(0)
-                    .default_value(d.device_id)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default("precision", d.precision)
-                    .nick("Precision")
-                    .blurb("Numeric precision: picks the bundled model file (int8 / fp32) and TensorRT's kernels")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("engine-cache-dir")
-                    .nick("Engine cache directory")
-                    .blurb("Folder for TensorRT engines and timing caches (unset = rebuild each start)")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("threads")
-                    .nick("Threads")
-                    .blurb(
-                        "CPU threads onnxruntime may use per inference (0 = one per core; more \
-                         than the cores available are capped to them, with a warning)",
-                    )
-                    .default_value(d.threads)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("feature-cache")
-                    .nick("Feature cache")
-                    .blurb(
-                        "Run the model's per-frame feature extractor once per frame and reuse it in \
-                         every window the frame is in (needs the model's .extractor.onnx and \
-                         .fusion.onnx next to it; same output, less work)",
-                    )
-                    .default_value(d.feature_cache)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt64::builder("max-memory")
-                    .nick("Maximum memory")
-                    .blurb(
-                        "MiB the process may hold at its peak (peak RSS, onnxruntime's arena \
-                         included; 0 = no limit of its own): tiles are sized to fit what the \
-                         process does not already hold; the element also respects free memory, \
-                         the cgroup limit and ulimit -v",
-                    )
-                    .default_value(d.max_memory_mib)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("tile-size")
-                    .nick("Tile size")
-                    .blurb(
-                        "Frames are upscaled in tiles of at most this many input pixels a side, \
-                         each over the whole window (0 = automatic: the whole frame, or tiles \
-                         whose inference fits the memory bound)",
-                    )
-                    .default_value(d.tile_size)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("tile-overlap")
-                    .nick("Tile overlap")
-                    .blurb(
-                        "Input pixels of context around each tile (rounded up to 8, at most 64), \
-                         cut off after inference so tiles meet without seams (0 = automatic, 32)",
-                    )
-                    .default_value(d.tile_overlap)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("batch-size")
-                    .nick("Batch size")
-                    .blurb(
-                        "Windows per inference (offline throughput); each adds a frame of latency, \
-                         so keep 1 for live sources",
-                    )
-                    .minimum(1)
-                    .maximum(16)
-                    .default_value(d.batch_size)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("max-gap")
-                    .nick("Maximum gap")
-                    .blurb(
-                        "Largest PTS step, in frame durations, that continues the window (frames \
-                         dropped by a leaky queue); a larger jump starts a clean window",
-                    )
-                    .minimum(1)
-                    .maximum(1000)
-                    .default_value(d.continuity.max_gap)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecFloat::builder("scene-cut-threshold")
-                    .nick("Scene-cut threshold")
-                    .blurb(
-                        "Scene-cut score (0-100, FFmpeg scdet's) at which a clean window starts, so \
-                         no output borrows from across a cut; 0 = detection off",
-                    )
-                    .minimum(0.0)
-                    .maximum(100.0)
-                    .default_value(d.continuity.scene_cut_threshold)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default("late-frames", d.late_frames)
-                    .nick("Late frames")
-                    .blurb(
-                        "With qos: what happens to a frame whose output would be late: drop it \
-                         before inference, or upscale it bilinearly so the frame rate holds",
-                    )
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default("live-tier", d.live_tier)
-                    .nick("Live tier")
-                    .blurb(
-                        "auto: a live source whose frames the model cannot keep up with (its \
-                         warm-up takes over 80 % of a frame) runs the fast tier for the same kind \
-                         of input instead, and says so; pinned: always the model asked for",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("shared-engine")
-                    .nick("Shared engine")
-                    .blurb(
-                        "Instances in one process that load the same model file with the same \
-                         provider, device, precision, threads and feature cache share one \
-                         onnxruntime session (one copy of the weights, one thread pool, one \
-                         arena); inferences take turns. Windows, caches, QoS and latency stay \
-                         per instance; the last one frees the session",
-                    )
-                    .default_value(true)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("feature-cache-active")
-                    .nick("Feature cache active")
-                    .blurb("Whether the feature cache runs (known once started)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecUInt::builder("window")
-                    .nick("Window")
-                    .blurb("Frames the model sees per output (from the model; known once started)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecString::builder("model-path")
-                    .nick("Model path")
-                    .blurb("The model file that was loaded (known once started)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecString::builder("active-provider")
-                    .nick("Active provider")
-                    .blurb("Execution provider that actually runs the model (known once started)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-                    .nick("Statistics")
-                    .blurb(
-                        "frames-in, frames-out, inferred, dropped (QoS), resized (QoS), restarts \
-                         (clean windows), scene-cuts, full-windows (inferred from T distinct \
-                         frames), tiles (per frame), tiles-done (so far: a frame's progress), \
-                         tier-changes (a live source moved to the fast tier), engine-users \
-                         (instances sharing this one's session, itself included), \
-                         processing-time and latency (ns)",
-                    )
-                    .read_only()
-                    .build(),
-            ]
-        });
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(settings::param_specs);
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let name = pspec.name();
         // properties that take effect when the element starts are the ones flagged mutable in READY
-        if pspec.flags().contains(gst::PARAM_FLAG_MUTABLE_READY)
-            && self.running.lock().unwrap().is_some()
-        {
+        if settings::ready_only(pspec) && self.running.lock().unwrap().is_some() {
             let shown = self.property(_id, pspec);
             gst::warning!(
                 CAT,
@@ -1386,56 +232,17 @@ impl ObjectImpl for MstGanSr {
             );
             return;
         }
-        let mut s = self.settings.lock().unwrap();
-        match name {
-            "scale" => s.scale = value.get().expect("type checked upstream"),
-            "model-location" => s.model_location = value.get().expect("type checked upstream"),
-            "variant" => s.variant = value.get().expect("type checked upstream"),
-            "execution-provider" => {
-                s.execution_provider = value.get().expect("type checked upstream")
-            }
-            "device-id" => s.device_id = value.get().expect("type checked upstream"),
-            "precision" => s.precision = value.get().expect("type checked upstream"),
-            "engine-cache-dir" => s.engine_cache_dir = value.get().expect("type checked upstream"),
-            "threads" => s.threads = value.get().expect("type checked upstream"),
-            "feature-cache" => s.feature_cache = value.get().expect("type checked upstream"),
-            "max-memory" => s.max_memory_mib = value.get().expect("type checked upstream"),
-            "tile-size" => s.tile_size = value.get().expect("type checked upstream"),
-            "tile-overlap" => s.tile_overlap = value.get().expect("type checked upstream"),
-            "batch-size" => s.batch_size = value.get().expect("type checked upstream"),
-            "max-gap" => s.continuity.max_gap = value.get().expect("type checked upstream"),
-            "scene-cut-threshold" => {
-                s.continuity.scene_cut_threshold = value.get().expect("type checked upstream")
-            }
-            "late-frames" => s.late_frames = value.get().expect("type checked upstream"),
-            "live-tier" => s.live_tier = value.get().expect("type checked upstream"),
-            "shared-engine" => s.shared_engine = value.get().expect("type checked upstream"),
-            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
+        if !self.settings.lock().unwrap().set(name, value) {
+            gst::warning!(CAT, imp = self, "unknown property {name}");
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let running = || self.running.lock().unwrap().clone();
-        let s = self.settings.lock().unwrap();
+        if let Some(v) = self.settings.lock().unwrap().get(pspec.name()) {
+            return v;
+        }
         match pspec.name() {
-            "scale" => s.scale.to_value(),
-            "model-location" => s.model_location.to_value(),
-            "variant" => s.variant.to_value(),
-            "execution-provider" => s.execution_provider.to_value(),
-            "device-id" => s.device_id.to_value(),
-            "precision" => s.precision.to_value(),
-            "engine-cache-dir" => s.engine_cache_dir.to_value(),
-            "threads" => s.threads.to_value(),
-            "feature-cache" => s.feature_cache.to_value(),
-            "max-memory" => s.max_memory_mib.to_value(),
-            "tile-size" => s.tile_size.to_value(),
-            "tile-overlap" => s.tile_overlap.to_value(),
-            "batch-size" => s.batch_size.to_value(),
-            "max-gap" => s.continuity.max_gap.to_value(),
-            "scene-cut-threshold" => s.continuity.scene_cut_threshold.to_value(),
-            "late-frames" => s.late_frames.to_value(),
-            "live-tier" => s.live_tier.to_value(),
-            "shared-engine" => s.shared_engine.to_value(),
             "feature-cache-active" => running().is_some_and(|r| r.feature_cache_active).to_value(),
             "window" => running().map(|r| r.window).unwrap_or(0).to_value(),
             "model-path" => running()
@@ -1444,10 +251,7 @@ impl ObjectImpl for MstGanSr {
             "active-provider" => running()
                 .map(|r| r.active_provider.as_str().to_string())
                 .to_value(),
-            "stats" => {
-                drop(s);
-                self.stats_structure().to_value()
-            }
+            "stats" => self.stats_structure().to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -1603,6 +407,7 @@ impl BaseTransformImpl for MstGanSr {
             stop: engine.stop_handle(),
             threads,
             engine_users: engine.users_handle(),
+            batch_counters: engine.batch_counters(),
         });
         *self.timing.lock().unwrap() = Timing {
             radius: (info.window / 2) as u64,
@@ -1643,26 +448,7 @@ impl BaseTransformImpl for MstGanSr {
             Some(r) => r.scale,
             None => self.settings.lock().unwrap().scale,
         } as i32;
-        let up = direction == gst::PadDirection::Sink;
-        let mut out = gst::Caps::new_empty();
-        {
-            let out = out.get_mut().expect("new caps are writable");
-            for (s, features) in caps.iter_with_features() {
-                let mut s = s.to_owned();
-                let mut ok = true;
-                for field in ["width", "height"] {
-                    if let Some(v) = s.value(field).ok().cloned() {
-                        match scale_field(&v, scale, up) {
-                            Some(nv) => s.set_value(field, nv),
-                            None => ok = false,
-                        }
-                    }
-                }
-                if ok {
-                    out.append_structure_full(s, Some(features.to_owned()));
-                }
-            }
-        }
+        let out = caps::scaled(caps, scale, direction == gst::PadDirection::Sink);
         gst::trace!(
             CAT,
             imp = self,
@@ -1708,7 +494,7 @@ impl BaseTransformImpl for MstGanSr {
         let pixels = PixelPath::new(&in_info).map_err(|e| gst::loggable_error!(CAT, "{e}"))?;
         let (w, h) = (in_info.width() as usize, in_info.height() as usize);
         let frame = frame_duration(&in_info);
-        let limits = self.limits(&settings);
+        let limits = self.limits(&settings, live);
         let plan = match state
             .upscaler
             .configure(w, h, frame.map(|f| f.nseconds()), limits)
@@ -1806,6 +592,13 @@ impl BaseTransformImpl for MstGanSr {
             }
             _ => (warm, plan),
         };
+        // a window batched with other streams' waits for them before its inference: part of
+        // each inference's time as the stream sees it
+        let cross_wait = limits
+            .cross
+            .filter(|_| state.upscaler.engine().cross_batch().is_some())
+            .map(|c| gst::ClockTime::from_nseconds(c.wait.as_nanos() as u64));
+        let warm = warm.map(|w| w + cross_wait.unwrap_or(gst::ClockTime::ZERO));
         *self.meta_infos.lock().unwrap() = Some((in_info.clone(), out_info.clone()));
         state.lateness = Lateness::new(frame.map(|f| f.nseconds()));
         state.caps = Some(Negotiated {
@@ -1818,6 +611,7 @@ impl BaseTransformImpl for MstGanSr {
             let mut t = self.timing.lock().unwrap();
             t.frame = frame.or(Some(gst::ClockTime::ZERO));
             t.batch = plan.batch as u64;
+            t.cross_wait = cross_wait;
             t.upstream_live = live;
             t.upstream_min = upstream_min;
             if warm.is_some() {

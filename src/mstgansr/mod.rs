@@ -5,8 +5,12 @@ use gst::prelude::*;
 
 use crate::{engine, models};
 
+mod caps;
 mod imp;
 mod pixels;
+mod settings;
+mod stats;
+mod timing;
 
 /// Which onnxruntime execution provider runs the model.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]

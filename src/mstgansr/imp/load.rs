@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! Loading: which model file runs (variant, precision, the CPU's INT8 kernels), its engine,
+//! and the memory budget, tiling and batching the settings allow.
+
+use super::*;
+
+impl MstGanSr {
+    /// Opens `model_path` with the settings' provider and precision; `precision=auto` says which
+    /// INT8 file it loaded and why, or takes the FP32 file beside one that would lose quality on
+    /// this CPU. Returns the file that runs.
+    pub(super) fn load_engine(
+        &self,
+        settings: &Settings,
+        model_path: PathBuf,
+        threads: usize,
+    ) -> Result<(Engine, PathBuf), gst::ErrorMessage> {
+        let mut cfg = EngineConfig {
+            model_path: model_path.clone(),
+            scale: settings.scale,
+            provider: settings.execution_provider.into(),
+            device_id: settings.device_id,
+            precision: settings.precision.into(),
+            engine_cache_dir: settings.engine_cache_dir.as_ref().map(PathBuf::from),
+            threads,
+            feature_cache: settings.feature_cache,
+            share: settings.shared_engine,
+            // set per stream at caps, when it is known whether the source is live
+            cross_batch: None,
+        };
+        let load = |cfg: &EngineConfig| {
+            Engine::new(cfg).map_err(|e| {
+                let kind = match e {
+                    EngineError::ModelMissing(_) => gst::ResourceError::NotFound,
+                    EngineError::RuntimeMissing(_) | EngineError::ProviderUnavailable { .. } => {
+                        gst::ResourceError::OpenRead
+                    }
+                    _ => gst::ResourceError::Settings,
+                };
+                gst::error_msg!(
+                    kind,
+                    ("{e}"),
+                    [
+                        "model-location={} scale={} execution-provider={:?} precision={:?}",
+                        cfg.model_path.display(),
+                        settings.scale,
+                        settings.execution_provider,
+                        settings.precision
+                    ]
+                )
+            })
+        };
+        let mut engine = load(&cfg)?;
+        if let (Some(bits), ActiveProvider::Cpu) =
+            (engine.info().int8_weight_bits, engine.active_provider())
+        {
+            match models::auto_int8(bits, models::cpu_has_vnni()) {
+                // gst-launch-1.0 prints an INFO message's debug text: it carries the whole story
+                models::AutoInt8::Keep(why) => gst::element_imp_info!(
+                    self,
+                    gst::LibraryError::Init,
+                    ("loaded {}: {why}", cfg.model_path.display()),
+                    ["loaded {}: {why}", cfg.model_path.display()]
+                ),
+                models::AutoInt8::PreferFp32(why) => {
+                    let fp32 = (settings.precision == Precision::Auto
+                        && settings.model_location.is_none())
+                    .then(|| {
+                        self.resolve_model(&Settings {
+                            precision: Precision::Fp32,
+                            ..settings.clone()
+                        })
+                    })
+                    .and_then(Result::ok)
+                    .filter(|(_, is_fixture)| !is_fixture);
+                    if let Some((path, _)) = fp32 {
+                        cfg.model_path = path;
+                        engine = load(&cfg)?;
+                        let said = format!(
+                            "precision=auto loaded {} (FP32): {why}",
+                            cfg.model_path.display()
+                        );
+                        gst::element_imp_info!(
+                            self,
+                            gst::LibraryError::Init,
+                            ("{said}"),
+                            ["{said}"]
+                        );
+                    } else {
+                        gst::element_imp_warning!(
+                            self,
+                            gst::LibraryError::Settings,
+                            (
+                                "{} loses quality on this CPU: {why}",
+                                cfg.model_path.display()
+                            ),
+                            ["or set precision=fp32 with the FP32 file"]
+                        );
+                    }
+                }
+            }
+        }
+        Ok((engine, cfg.model_path))
+    }
+
+    /// The memory budget, tiling and batching the settings allow now, for a live source or not.
+    pub(super) fn limits(&self, settings: &Settings, live: bool) -> Limits {
+        let bound = memory::bound(settings.max_memory_mib << 20);
+        Limits {
+            tile: settings.tile_size as usize,
+            overlap: settings.tile_overlap as usize,
+            batch: settings.batch_size as usize,
+            cross: live::cross_batch(
+                live,
+                settings.shared_engine,
+                settings.batch_size,
+                settings.batch_wait_ms,
+            ),
+            memory: bound.as_ref().map_or(u64::MAX, |b| b.bytes),
+            memory_source: bound.as_ref().map_or("nothing", |b| b.source),
+        }
+    }
+
+    pub(super) fn resolve_model(
+        &self,
+        settings: &Settings,
+    ) -> Result<(PathBuf, bool), gst::ErrorMessage> {
+        if let Some(loc) = &settings.model_location {
+            return Ok((PathBuf::from(loc), false));
+        }
+        let plugin_file = self
+            .obj()
+            .factory()
+            .and_then(|f| f.plugin())
+            .and_then(|p| p.filename());
+        // GPUs take the FP32 model (TensorRT builds FP16 kernels from it); INT8 is the fast
+        // path on CPU, which is also where `auto` lands without onnxruntime-gpu
+        let gpu = matches!(
+            settings.execution_provider,
+            ExecutionProvider::Cuda | ExecutionProvider::TensorRt
+        );
+        let want = crate::engine::Precision::from(settings.precision)
+            .model_precision()
+            .or(gpu.then_some(crate::engine::ModelPrecision::Fp32));
+        match models::resolve(
+            settings.scale,
+            want,
+            settings.variant.into(),
+            plugin_file.as_deref(),
+        ) {
+            Ok(r) => Ok((r.path, r.is_fixture)),
+            Err(tried) => Err(gst::error_msg!(
+                gst::ResourceError::NotFound,
+                (
+                    "no bundled x{} {} model is installed: set model-location, another variant, or {}",
+                    settings.scale,
+                    match settings.variant {
+                        Variant::Auto => "",
+                        Variant::Perceptual => "perceptual",
+                        Variant::Fidelity => "fidelity",
+                        Variant::Real => "real",
+                        Variant::Compressed => "real or fidelity",
+                        Variant::Fast => "fast",
+                        Variant::FastCompressed => "fast-real or fast",
+                    },
+                    models::MODEL_DIR_ENV
+                ),
+                [
+                    "looked for {}",
+                    tried
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ]
+            )),
+        }
+    }
+}
