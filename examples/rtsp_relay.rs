@@ -7,6 +7,7 @@
 //!         [--listen 127.0.0.1 --port 8555 --mount /upscaled] [--width 320 --height 240 --fps 15]
 //!         [--scale 2] [--model PATH] [--provider auto] [--late-frames resize|drop]
 //!         [--variant compressed|auto|perceptual|fidelity|real|fast|fast-compressed]
+//!         [--batch-wait 0]
 //!
 //! Cameras: each `--source [NAME=]URL` and each line `NAME URL` of the `--config` file (`#`
 //! starts a comment) is served at rtsp://<listen>:<port>/NAME at (scale x width) x (scale x
@@ -15,7 +16,9 @@
 //! mount, others are not touched. Cameras send compressed video, so the default `--variant
 //! compressed` takes the model trained on it where the scale has one (else fidelity). The
 //! instances share one onnxruntime session (`shared-engine`): one copy of the weights, one
-//! thread pool.
+//! thread pool. `--batch-wait MS` (> 0) also puts the cameras' windows into one inference
+//! (`batch-size` 16, `batch-wait` MS): the lever for a GPU; on a CPU it does not pay
+//! (`scripts/cameras_bench.sh`), so it is off by default.
 //!
 //! `--metrics-port` serves `/metrics` (Prometheus text: per camera up, frames in/out, frames
 //! from the model / resized / dropped, reconnects, the element's latency, sessions shared),
@@ -53,7 +56,7 @@ usage: rtsp_relay --source [NAME=]rtsp://camera/stream ... [--config cameras.txt
            [--metrics-port PORT] [--listen 127.0.0.1] [--port 8555]
            [--mount /upscaled] [--width 320] [--height 240] [--fps 15] [--scale 2|3|4]
            [--model PATH] [--provider auto|cpu|openvino|cuda|tensorrt] [--late-frames resize|drop]
-           [--variant compressed|auto|perceptual|fidelity|real|fast|fast-compressed]
+           [--variant compressed|auto|perceptual|fidelity|real|fast|fast-compressed] [--batch-wait 0]
 Pulls RTSP cameras, upscales each with mstgansr and serves it at rtsp://LISTEN:PORT/NAME
 (one unnamed --source: at MOUNT). The --config file (lines \"NAME URL\") is reread when it changes.";
 
@@ -80,6 +83,7 @@ struct Config {
     provider: String,
     late_frames: String,
     variant: String,
+    batch_wait: u32,
 }
 
 const CHANNEL: &str = "mstgansr-relay";
@@ -100,6 +104,7 @@ fn parse() -> Result<Config, String> {
         provider: "auto".into(),
         late_frames: "resize".into(),
         variant: "compressed".into(),
+        batch_wait: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -123,6 +128,7 @@ fn parse() -> Result<Config, String> {
             "--provider" => c.provider = v,
             "--late-frames" if v == "resize" || v == "drop" => c.late_frames = v,
             "--variant" => c.variant = v,
+            "--batch-wait" => c.batch_wait = num(&v)?.min(1000),
             "--late-frames" => return Err(format!("--late-frames: resize or drop, not {v}")),
             _ => return Err(format!("unknown argument {k}")),
         }
@@ -205,7 +211,7 @@ fn ingest_description(c: &Config, cam: &Camera) -> String {
         "rtspsrc location={src} latency=100 protocols=tcp ! decodebin ! videoconvert ! videoscale ! \
          videorate drop-only=true ! video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 ! \
          queue leaky=downstream max-size-buffers=0 max-size-bytes=0 max-size-time=1000000000 ! \
-         mstgansr name=sr scale={s} execution-provider={p} late-frames={l} variant={v} {m} ! \
+         mstgansr name=sr scale={s} execution-provider={p} late-frames={l} variant={v} {b} {m} ! \
          queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! \
          intervideosink channel={CHANNEL}-{name}",
         src = cam.source,
@@ -217,6 +223,11 @@ fn ingest_description(c: &Config, cam: &Camera) -> String {
         p = c.provider,
         l = c.late_frames,
         v = c.variant,
+        b = if c.batch_wait > 0 {
+            format!("batch-size=16 batch-wait={}", c.batch_wait)
+        } else {
+            String::new()
+        },
         m = c
             .model
             .as_ref()

@@ -139,13 +139,24 @@ static SHARED: LazyLock<Mutex<SharedSessions>> = LazyLock::new(|| Mutex::new(Has
 
 type SharedSessions = HashMap<String, (Weak<Mutex<Sessions>>, Described, Weak<Room>)>;
 
-/// Counts the engines sharing one set of sessions, without holding them (for statistics).
+/// Counts the engines sharing one set of sessions, without holding them (for statistics):
+/// by the batching room of shared sessions, which only engines hold (its thread holds the
+/// sessions during a run), else by the sessions.
 #[derive(Clone)]
-pub struct Users(Weak<Mutex<Sessions>>);
+pub struct Users(UsersOf);
+
+#[derive(Clone)]
+enum UsersOf {
+    Sessions(Weak<Mutex<Sessions>>),
+    Room(Weak<Room>),
+}
 
 impl Users {
     pub fn count(&self) -> usize {
-        self.0.strong_count()
+        match &self.0 {
+            UsersOf::Sessions(w) => w.strong_count(),
+            UsersOf::Room(w) => w.strong_count(),
+        }
     }
 }
 
@@ -313,12 +324,15 @@ impl Engine {
 
     /// Engines using these sessions, this one included.
     pub fn users(&self) -> usize {
-        Arc::strong_count(&self.sessions)
+        self.users_handle().count()
     }
 
     /// [`Engine::users`] for another thread, without keeping the sessions alive.
     pub fn users_handle(&self) -> Users {
-        Users(Arc::downgrade(&self.sessions))
+        Users(match &self.room {
+            Some(room) => UsersOf::Room(Arc::downgrade(room)),
+            None => UsersOf::Sessions(Arc::downgrade(&self.sessions)),
+        })
     }
 
     /// The sessions, once no other engine is running them; gives up when this engine is
