@@ -13,7 +13,7 @@ use std::time::Instant;
 use gst::prelude::*;
 use gst_video::prelude::*;
 use gstmstgansr::engine::{Engine, EngineConfig, FeatureCache, Provider};
-use gstmstgansr::upscaler::{Arrival, Continuity, Limits, Upscaler};
+use gstmstgansr::upscale::upscaler::{Arrival, Continuity, Limits, Upscaler};
 
 #[path = "common/cli.rs"]
 mod cli;

@@ -5,22 +5,18 @@
 //!
 //! Layout: [`mstgansr`] is the element (GStreamer only), [`engine`] runs the ONNX model
 //! (onnxruntime only), [`convert`] moves pixels between video formats and the model's planar
-//! RGB, [`window`] is the temporal frame window, [`scenecut`] finds cuts, [`upscaler`] ties
-//! window, engine and feature cache together without GStreamer, [`models`] finds the bundled
-//! model files.
+//! RGB, [`upscale`] upscales a stream of frames without GStreamer (the temporal window, scene
+//! cuts, tiles, the memory plan, and the upscaler that ties them to the engine), [`live`] is the
+//! policy for live sources, [`models`] finds the bundled model files.
 
 use gst::glib;
 
 pub mod convert;
 pub mod engine;
 pub mod live;
-pub mod memory;
 pub mod models;
 mod mstgansr;
-pub mod scenecut;
-pub mod tiling;
-pub mod upscaler;
-pub mod window;
+pub mod upscale;
 
 pub use mstgansr::{ExecutionProvider, LateFrames, LiveTier, MstGanSr, Precision, Variant};
 

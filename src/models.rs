@@ -66,7 +66,8 @@ impl Variant {
         }
     }
 
-    fn names(self) -> &'static [&'static str] {
+    /// The file names' variant parts, in the order they are tried.
+    pub fn names(self) -> &'static [&'static str] {
         match self {
             Variant::Auto => &["perceptual", "fidelity"],
             Variant::Perceptual => &["perceptual"],

@@ -229,7 +229,7 @@ fn overlap_default_is_documented_as_used() {
         .nth(1)
         .expect("tile-overlap listed");
     assert!(blurb.contains("0 = automatic, 32"), "{blurb}");
-    assert_eq!(gstmstgansr::upscaler::DEFAULT_OVERLAP, 32);
+    assert_eq!(gstmstgansr::upscale::upscaler::DEFAULT_OVERLAP, 32);
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     assert!(

@@ -254,8 +254,9 @@ def test_phase_grid_loss_sees_a_period_scale_grid_and_not_content():
     assert loss(x, hr) < 0.5 * loss(content, hr) + 1e-5
 
 
-def test_stage2_step_with_the_grid_penalty_logs_it(tmp_path, shared_data):
-    tr = make(tmp_path, shared_data, stage=2, w_adv=1e-3, w_grid=1.0)
+def test_stage2_step_with_the_grid_penalties_logs_them(tmp_path, shared_data):
+    tr = make(tmp_path, shared_data, stage=2, w_adv=1e-3, w_grid=1.0, w_flat=1.0)
     fixed_batch(tr)
     logs = tr.train_step()
-    assert "grid" in logs and np.isfinite(float(logs["grid"]))
+    for k in ("grid", "flat"):
+        assert k in logs and np.isfinite(float(logs[k])) and float(logs[k]) >= 0, logs

@@ -2,7 +2,7 @@
 
 //! The inference engine: onnxruntime sessions running the MST-GAN generator. No GStreamer
 //! types; the element owns one [`Engine`] per running instance (through the
-//! [`Upscaler`](crate::upscaler::Upscaler)).
+//! [`Upscaler`](crate::upscale::upscaler::Upscaler)).
 //!
 //! - [`config`]: what is asked for ([`EngineConfig`]), what runs, and the errors;
 //! - [`providers`]: execution provider registration (TensorRT, CUDA, OpenVINO, CPU, `auto`);

@@ -42,16 +42,16 @@ use crate::engine::{
     Users,
 };
 use crate::live::{self, Lateness};
-use crate::memory;
 use crate::models;
-use crate::upscaler::{Arrival, Break, Limits, Plan, Ready, Upscaler};
+use crate::upscale::memory;
+use crate::upscale::upscaler::{Arrival, Break, Limits, Plan, Ready, Upscaler};
 
 use super::caps::{self, frame_duration};
 use super::pixels::{self, PixelPath};
 use super::settings::{self, Settings};
 use super::stats::{Shared, Stats};
 use super::timing::{Timing, Verdict};
-use super::{ExecutionProvider, LateFrames, LiveTier, Precision, Variant};
+use super::{ExecutionProvider, LateFrames, LiveTier, Precision};
 
 mod load;
 mod output;
@@ -513,9 +513,11 @@ impl BaseTransformImpl for MstGanSr {
                 return Err(gst::loggable_error!(CAT, "frames too large for memory"));
             }
         };
-        for note in
-            crate::tiling::bounded(settings.tile_size as usize, settings.tile_overlap as usize)
-                .notes
+        for note in crate::upscale::tiling::bounded(
+            settings.tile_size as usize,
+            settings.tile_overlap as usize,
+        )
+        .notes
         {
             gst::element_imp_warning!(self, gst::ResourceError::Settings, ("{note}"));
         }

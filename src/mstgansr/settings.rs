@@ -7,7 +7,7 @@
 use gst::glib;
 use gst::prelude::*;
 
-use crate::upscaler::Continuity;
+use crate::upscale::upscaler::Continuity;
 
 use super::{ExecutionProvider, LateFrames, LiveTier, Precision, Variant};
 

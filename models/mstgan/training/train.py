@@ -44,7 +44,7 @@ DEFAULTS = {
     "divergence_db": 3.0, "divergence_patience": 3, "datapack": None,
     "photo_share": 0.0, "photo_clips": 12, "device_sampler": False,
     "degradation": "bi", "real_versions": 2, "real_val_qp": 28,
-    "amp_bf16": False, "channels_last": False, "compile": False, "w_grid": 0.0,
+    "amp_bf16": False, "channels_last": False, "compile": False, "w_grid": 0.0, "w_flat": 0.0,
 }  # fmt: skip
 
 
@@ -162,6 +162,7 @@ class Trainer:
         self.perceptual = PerceptualLoss(opt["w_perceptual"], "vgg", opt["perceptual_items"]).to(self.device)
         self.flow_reg = FlowRegularisation(opt["w_flow_photo"], opt["w_flow_smooth"])
         self.grid = PhaseGridLoss(opt["w_grid"], opt["scale"])
+        self.flat = PhaseGridLoss(opt["w_flat"], opt["scale"])
         self.val_lpips = LPIPS("alex").to(self.device)
         if self.stage2:
             self.D = TemporalDiscriminator(n_out).to(self.device)
@@ -302,10 +303,24 @@ class Trainer:
             }  # fmt: skip
             if opt["w_grid"] > 0:
                 losses["grid"] = self.grid(sr, hr)
+            if opt["w_flat"] > 0:
+                losses["flat"] = self._flat_grid(t)
             self.D.requires_grad_(False)
             fake_logits = self.D(sr + noise * torch.randn_like(sr))
             losses["adversarial"] = self.gan.generator(fake_logits)
         return losses, sr, noise
+
+    def _flat_grid(self, t: int, n: int = 4, size: int = 24):
+        """The dot grid where the GAN stage makes it plainest (``mstgan.tools.gridcheck``): flat
+        windows of a random grey or colour with 1 % noise; the output's scale x scale phase
+        means, away from the border, should not differ from their mean."""
+        s = self.opt["scale"]
+        x = torch.rand(n, 1, 3, 1, 1, device=self.device) * 0.8 + 0.1
+        x = (x + 0.01 * torch.randn(n, t, 3, size, size, device=self.device)).clamp(0, 1)
+        y = self.fwd(x)
+        m = 4 * s
+        y = y[..., m:-m, m:-m]
+        return self.flat(y, y.mean(dim=(-2, -1), keepdim=True).detach())
 
     def _update(self, losses: dict, total, sr, hr, noise: float, logs: dict) -> dict:
         if self.step % self.sync_every == 0 and not torch.isfinite(total):

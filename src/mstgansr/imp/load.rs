@@ -154,15 +154,7 @@ impl MstGanSr {
                 (
                     "no bundled x{} {} model is installed: set model-location, another variant, or {}",
                     settings.scale,
-                    match settings.variant {
-                        Variant::Auto => "",
-                        Variant::Perceptual => "perceptual",
-                        Variant::Fidelity => "fidelity",
-                        Variant::Real => "real",
-                        Variant::Compressed => "real or fidelity",
-                        Variant::Fast => "fast",
-                        Variant::FastCompressed => "fast-real or fast",
-                    },
+                    models::Variant::from(settings.variant).names().join(" or "),
                     models::MODEL_DIR_ENV
                 ),
                 [

@@ -6,7 +6,7 @@
 //! Frames go in with [`Upscaler::push`]; each window that becomes complete is queued; batches
 //! of `batch` windows are taken in order with [`Upscaler::take_batch`] and run with
 //! [`Upscaler::run`] (or not, for a late frame). Each window runs tile by tile (see
-//! [`tiling`](crate::tiling)) within the memory budget given to [`Upscaler::configure`]. A run of frames
+//! [`tiling`](crate::upscale::tiling)) within the memory budget given to [`Upscaler::configure`]. A run of frames
 //! ends at a real break only: a PTS jump past `max_gap` frame durations, a PTS going backwards,
 //! a DISCONT when the frame rate is unknown, or a scene cut; then the old run's last windows are
 //! queued with edge replication and the new frame starts a clean window. A DISCONT buffer that
@@ -20,11 +20,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::engine::{CrossBatch, Engine, EngineError, FeatureCache, Features};
-use crate::memory;
-use crate::scenecut::SceneCutDetector;
-use crate::tiling::MIN_TILE;
-use crate::tiling::{self, Tile};
-use crate::window::FrameWindow;
+use crate::upscale::memory;
+use crate::upscale::scenecut::SceneCutDetector;
+use crate::upscale::tiling::MIN_TILE;
+use crate::upscale::tiling::{self, Tile};
+use crate::upscale::window::FrameWindow;
 
 /// A received frame: planar RGB `[3, H, W]` in [0, 1] and what the caller keeps with it.
 pub struct Frame<M> {

@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! Upscaling a stream of frames without GStreamer: the temporal window ([`window`]), where a
+//! run of frames breaks ([`scenecut`]), tiles for any frame size ([`tiling`]), what an
+//! inference may cost ([`memory`]), and [`upscaler`], which ties them to the
+//! [`Engine`](crate::engine::Engine).
+
+pub mod memory;
+pub mod scenecut;
+pub mod tiling;
+pub mod upscaler;
+pub mod window;
