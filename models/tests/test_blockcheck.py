@@ -1,6 +1,6 @@
 import numpy as np
 
-from mstgan.tools.blockcheck import blockiness
+from mstgan.lab.blockcheck import blockiness
 
 
 def test_blockiness_sees_block_edges():

@@ -1,6 +1,7 @@
 """The Python side's layers (issue #30): the building blocks (archs, data, metrics, losses) import
 none of the rest; ``core`` only the blocks; ``deploy`` and ``training`` the blocks and ``core``
-(and training may use deploy); the commands in ``tools`` anything. Every import counts, the
+(and training may use deploy); the commands in ``tools`` any of those; the experiments in
+``lab`` anything, and nothing imports them. Every import counts, the
 ones inside functions too, so no package imports one that imports it back."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ ALLOWED = {
     "deploy": BLOCKS | {"core", "deploy"},
     "training": BLOCKS | {"core", "deploy", "training"},
     "tools": BLOCKS | {"core", "deploy", "training", "tools"},
+    "lab": BLOCKS | {"core", "deploy", "training", "tools", "lab"},
 }
 
 

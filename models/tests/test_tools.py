@@ -108,7 +108,7 @@ def test_task_arithmetic_adds_the_stage2_change_and_leaves_grown_modules_alone()
 def test_profile_sums_kernel_time_per_operator():
     from pathlib import Path
 
-    from mstgan.tools.op_profile import op_times
+    from mstgan.lab.op_profile import op_times
 
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "fixture-x4-t5.onnx"
     times = op_times(fixture, hw=(24, 32), runs=2, threads=1)
@@ -121,7 +121,7 @@ def test_flowcheck_scores_alignment_by_warping_psnr():
     import numpy as np
     import torch
 
-    from mstgan.tools.flowcheck import farneback, warp_scores, zero
+    from mstgan.lab.flowcheck import farneback, warp_scores, zero
 
     rng = np.random.default_rng(0)
     tex = cv2.GaussianBlur(rng.integers(0, 256, (80, 96, 3)).astype(np.uint8), (0, 0), 1.5)
@@ -132,7 +132,7 @@ def test_flowcheck_scores_alignment_by_warping_psnr():
 
 
 def test_ablation_refuses_arms_with_different_recipes(tmp_path):
-    from mstgan.tools.ablation import check_same_recipe, train_seconds
+    from mstgan.lab.ablation import check_same_recipe, train_seconds
     from mstgan.training.train import load_options
 
     a = load_options(None, {"arch": {"type": "fast", "n_frames": 5, "ch": 8, "n_blocks": 1}})

@@ -38,7 +38,7 @@ class PerceptualLoss(nn.Module):
 
 class PhaseGridLoss(nn.Module):
     """Penalises a pixel grid of period ``scale`` in the error (the x4 GAN models' dot grid,
-    ``mstgan.tools.gridcheck``): the error's mean at each of the scale x scale output phases,
+    ``mstgan.lab.gridcheck``): the error's mean at each of the scale x scale output phases,
     over the whole batch so that content averages out and only a systematic grid remains,
     should not differ from its mean over all phases.
 

@@ -311,7 +311,7 @@ class Trainer:
         return losses, sr, noise
 
     def _flat_grid(self, t: int, n: int = 4, size: int = 24):
-        """The dot grid where the GAN stage makes it plainest (``mstgan.tools.gridcheck``): flat
+        """The dot grid where the GAN stage makes it plainest (``mstgan.lab.gridcheck``): flat
         windows of a random grey or colour with 1 % noise; the output's scale x scale phase
         means, away from the border, should not differ from their mean."""
         s = self.opt["scale"]

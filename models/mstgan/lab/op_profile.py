@@ -1,6 +1,6 @@
 """Where an ONNX model's CPU time goes: onnxruntime's profiler, summed per operator type.
 
-    python -m mstgan.tools.op_profile mstgan-x4-fidelity.onnx [--hw 144 180] [--runs 4] [--threads 2]
+    python -m mstgan.lab.op_profile mstgan-x4-fidelity.onnx [--hw 144 180] [--runs 4] [--threads 2]
 """
 
 from __future__ import annotations

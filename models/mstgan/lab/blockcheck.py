@@ -7,7 +7,7 @@ absolute step of Y across the codec's 4-px transform grid (both directions, in H
 truth's own value is the reference. The crops and x-t slices of the middle frames (LR
 nearest-neighbour, each method, GT) go to ``--out``.
 
-    python -m mstgan.tools.blockcheck --qp 32 --method bicubic --method onnx:mstgan-x4-real.onnx --out ../docs/compare/qp32
+    python -m mstgan.lab.blockcheck --qp 32 --method bicubic --method onnx:mstgan-x4-real.onnx --out ../docs/compare/qp32
 """
 
 from __future__ import annotations

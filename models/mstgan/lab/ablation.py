@@ -2,7 +2,7 @@
 crops, learning rate; the options files differ only in ``arch``) and reports each arm's FLOPs,
 parameters, training time and PSNR-Y on the held-out clips and on Vid4.
 
-    python -m mstgan.tools.ablation options/ablation/abl_x4_mst.json \\
+    python -m mstgan.lab.ablation options/ablation/abl_x4_mst.json \\
         options/ablation/abl_x4_noalign.json options/ablation/abl_x4_early.json
 
 Each arm trains in ``runs/<name>`` (resumed if it stopped, skipped if it finished) one after the

@@ -3,7 +3,7 @@ phases sit on a flat input (0.5 grey, and with 1 % noise), in 8-bit code values.
 period `scale` shows as phases that differ on a picture that has none; a clean output keeps
 them within a tenth of a code value.
 
-    python -m mstgan.tools.gridcheck mstgan-x4-perceptual.onnx mstgan-x4-fidelity.onnx ...
+    python -m mstgan.lab.gridcheck mstgan-x4-perceptual.onnx mstgan-x4-fidelity.onnx ...
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Does tiling cost quality? Vid4 through the element untiled and in forced tiles, PSNR-Y of both
 against the ground truth and of one against the other.
 
-    python -m mstgan.tools.tilecheck [--scale 4] [--model ../models/mstgan-x4-fidelity.onnx] [--tile 64]
+    python -m mstgan.lab.tilecheck [--scale 4] [--model ../models/mstgan-x4-fidelity.onnx] [--tile 64]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ the PSNR of the warped neighbour against the centre, on the held-out videos' LR 
 border is left out: what enters the frame there cannot be warped in from anywhere). A diagnostic,
 not a selection metric.
 
-    python -m mstgan.tools.flowcheck checkpoints/x4_t7_stage1.pt [more.pt ...]
+    python -m mstgan.lab.flowcheck checkpoints/x4_t7_stage1.pt [more.pt ...]
 
 A checkpoint is a training checkpoint (the generator's flow) or a pre-trained flow network
 (``flow.pt`` of :mod:`mstgan.training.flow_pretrain`); several are compared side by side.
