@@ -3,7 +3,11 @@
 //! small fixture models and short clips. RTSP traffic stays on 127.0.0.1.
 
 use std::io::Read;
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::fixture;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,14 +36,6 @@ fn example(name: &str) -> PathBuf {
         p.display()
     );
     p
-}
-
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/fixtures")
-        .join(name)
-        .display()
-        .to_string()
 }
 
 fn tmp(name: &str) -> PathBuf {

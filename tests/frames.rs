@@ -12,29 +12,12 @@ use common::*;
 
 /// A smooth moving RGB picture, frame `t`.
 fn smooth(info: &gst_video::VideoInfo, t: u64) -> gst::Buffer {
-    let (w, h) = (info.width() as usize, info.height() as usize);
-    let mut buf = gst::Buffer::with_size(info.size()).unwrap();
-    {
-        let b = buf.get_mut().unwrap();
-        b.set_pts(gst::ClockTime::from_mseconds(40 * t));
-        b.set_duration(gst::ClockTime::from_mseconds(40));
-        let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(b, info).unwrap();
-        let stride = vf.plane_stride()[0] as usize;
-        let d = vf.plane_data_mut(0).unwrap();
-        for y in 0..h {
-            for x in 0..w {
-                for c in 0..3 {
-                    let v = 127.5
-                        + 90.0
-                            * ((x as f32 * 0.23 + y as f32 * 0.11 + t as f32 * 0.4 + c as f32)
-                                .sin()
-                                * (y as f32 * 0.07 - t as f32 * 0.2).cos());
-                    d[y * stride + x * 3 + c] = v as u8;
-                }
-            }
-        }
-    }
-    buf
+    let tf = t as f32;
+    rgb_frame(info, gst::ClockTime::from_mseconds(40 * t), |x, y, c| {
+        127.5
+            + 90.0
+                * ((x * 0.23 + y * 0.11 + tf * 0.4 + c as f32).sin() * (y * 0.07 - tf * 0.2).cos())
+    })
 }
 
 /// Upscales `n` frames of `w`x`h` through the x4 T=5 fixture with extra properties; returns

@@ -2,7 +2,11 @@
 //! The plugin as users meet it: `gst-launch-1.0` / `gst-inspect-1.0` processes loading the built
 //! `libgstmstgansr.so` from the target folder.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::fixture;
 use std::process::Command;
 
 fn plugin_dir() -> PathBuf {
@@ -24,14 +28,6 @@ fn gst(tool: &str) -> Command {
         std::env::temp_dir().join(format!("mstgansr-registry-{}.bin", std::process::id())),
     );
     c
-}
-
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/fixtures")
-        .join(name)
-        .display()
-        .to_string()
 }
 
 fn png_size(path: &Path) -> (u32, u32) {

@@ -38,31 +38,14 @@ fn smooth_frame(
     clip: u32,
     pts: gst::ClockTime,
 ) -> gst::Buffer {
-    let (w, h) = (info.width() as usize, info.height() as usize);
-    let mut buf = gst::Buffer::with_size(info.size()).unwrap();
-    {
-        let b = buf.get_mut().unwrap();
-        b.set_pts(pts);
-        b.set_duration(gst::ClockTime::from_mseconds(40));
-        let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(b, info).unwrap();
-        let stride = vf.plane_stride()[0] as usize;
-        let d = vf.plane_data_mut(0).unwrap();
-        for y in 0..h {
-            for x in 0..w {
-                for c in 0..3 {
-                    let (fx, fy, t) = (x as f32, y as f32, t as f32);
-                    let v = if clip == 0 {
-                        127.5 + 100.0 * (0.3 * fx + 0.2 * fy + 0.5 * t + c as f32).sin()
-                    } else {
-                        127.5
-                            + 100.0 * (0.15 * fx - 0.4 * fy + 0.3 * t + 1.3 * c as f32 + 5.0).sin()
-                    };
-                    d[y * stride + x * 3 + c] = v as u8;
-                }
-            }
+    let t = t as f32;
+    rgb_frame(info, pts, |fx, fy, c| {
+        if clip == 0 {
+            127.5 + 100.0 * (0.3 * fx + 0.2 * fy + 0.5 * t + c as f32).sin()
+        } else {
+            127.5 + 100.0 * (0.15 * fx - 0.4 * fy + 0.3 * t + 1.3 * c as f32 + 5.0).sin()
         }
-    }
-    buf
+    })
 }
 
 /// An x4 T=5 harness at 23x17 RGB whose element posts to a bus of its own.

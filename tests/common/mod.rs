@@ -271,3 +271,29 @@ pub fn resident_mib() -> u64 {
         .unwrap()
         >> 10
 }
+
+/// An RGB frame (40 ms long, at `pts`) painted by `paint(x, y, channel)`, a value in 0..=255.
+pub fn rgb_frame(
+    info: &gst_video::VideoInfo,
+    pts: gst::ClockTime,
+    paint: impl Fn(f32, f32, usize) -> f32,
+) -> gst::Buffer {
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let mut buf = gst::Buffer::with_size(info.size()).unwrap();
+    {
+        let b = buf.get_mut().unwrap();
+        b.set_pts(pts);
+        b.set_duration(gst::ClockTime::from_mseconds(40));
+        let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(b, info).unwrap();
+        let stride = vf.plane_stride()[0] as usize;
+        let d = vf.plane_data_mut(0).unwrap();
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..3 {
+                    d[y * stride + x * 3 + c] = paint(x as f32, y as f32, c) as u8;
+                }
+            }
+        }
+    }
+    buf
+}
