@@ -35,11 +35,11 @@ demo: setup-demo
 
 # Vid4 comparison through GStreamer (all methods, all scales) -> docs/results.md, docs/compare/
 compare: build
-	cd models && ../$(PY) -m mstgan.tools.compare --out ../docs --readme ../README.md
+	cd models && ../$(PY) -m mstgan.tools.compare --out ../docs --readme ../docs/quality.md
 
 # frames/s and peak RSS through gst-launch at five sizes, every scaler, alternated -> docs/bench/throughput.md
 bench: build
-	cd models && ../$(PY) -m mstgan.tools.bench --readme ../README.md
+	cd models && ../$(PY) -m mstgan.tools.bench --readme ../docs/quality.md
 
 fixtures: setup
 	cd models && ../$(PY) -m mstgan.deploy.fixtures
