@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use gst::prelude::*;
 use gst_video::prelude::*;
 
@@ -156,39 +154,6 @@ fn batches_keep_n_in_n_out_timestamps_and_latency() {
             .collect();
         assert!(max_diff(&single, &bytes) <= 1, "batch {batch}");
     }
-}
-
-fn gst_launch_limited(limit_kib: u64, pipeline: &str) -> (Option<i32>, String) {
-    let plugin_dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -v {limit} && exec /usr/bin/time -v gst-launch-1.0 {pipeline}",
-            limit = if limit_kib >= u64::MAX >> 10 {
-                "unlimited".to_string()
-            } else {
-                limit_kib.to_string()
-            }
-        ))
-        .env("GST_PLUGIN_PATH", &plugin_dir)
-        .env(
-            "GST_REGISTRY",
-            std::env::temp_dir().join(format!("mstgansr-registry-mem-{}.bin", std::process::id())),
-        )
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
 }
 
 #[test]
@@ -417,18 +382,9 @@ fn peak_memory_stays_within_max_memory() {
         ),
     );
     assert_eq!(code, Some(0), "{text}");
-    let peak_kib: u64 = text
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Maximum resident set size (kbytes): ")
-        })
-        .unwrap_or_else(|| panic!("no time -v report in {text}"))
-        .parse()
-        .unwrap();
+    let peak = peak_rss_mib(&text);
     assert!(
-        peak_kib >> 10 <= limit_mib,
-        "peak RSS {} MiB over max-memory={limit_mib}",
-        peak_kib >> 10
+        peak <= limit_mib,
+        "peak RSS {peak} MiB over max-memory={limit_mib}"
     );
 }

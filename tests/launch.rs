@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::fixture;
+use common::{fixture, output_text};
 use std::process::Command;
 
 fn plugin_dir() -> PathBuf {
@@ -42,11 +42,7 @@ fn run_ok(cmd: &mut Command) -> String {
     let out = cmd
         .output()
         .expect("gstreamer tools are installed (scripts/setup.sh)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     assert!(out.status.success(), "{cmd:?} failed:\n{text}");
     text
 }
@@ -158,11 +154,7 @@ fn absent_onnxruntime_says_how_to_install_it() {
         ])
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     assert!(
         !out.status.success(),
         "must fail without onnxruntime:\n{text}"

@@ -188,3 +188,33 @@ fn live_streams_share_inferences_and_each_keeps_its_frames() {
         );
     }
 }
+
+/// Four instances on one session hold less memory than four sessions: one copy of the weights
+/// and one arena (peak RSS of a gst-launch with four branches, `time -v`).
+#[test]
+fn four_instances_on_one_session_hold_less_than_four_sessions() {
+    init();
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/mstgan-x2-fidelity-int8.onnx");
+    let peak = |shared: bool| {
+        let branch = format!(
+            "t. ! queue ! mstgansr scale=2 execution-provider=cpu threads=1 shared-engine={shared} \
+             model-location={} ! fakesink ",
+            model.display()
+        );
+        let (code, text) = gst_launch_limited(
+            u64::MAX >> 10,
+            &format!(
+                "videotestsrc num-buffers=2 ! video/x-raw,format=RGB,width=160,height=120 ! tee name=t {}",
+                branch.repeat(4)
+            ),
+        );
+        assert_eq!(code, Some(0), "{text}");
+        peak_rss_mib(&text)
+    };
+    let (one, four) = (peak(true), peak(false));
+    assert!(
+        one * 4 < four * 3,
+        "one shared session peaked at {one} MiB, four sessions at {four} MiB"
+    );
+}

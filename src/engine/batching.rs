@@ -183,18 +183,15 @@ fn run_group(
     options: &RunOptions,
 ) -> Result<Vec<f32>, String> {
     let (w, h, t, s) = (group[0].width, group[0].height, shape.window, shape.scale);
-    let frames: Vec<f32> = if group.len() == 1 {
-        Vec::new()
-    } else {
-        group
-            .iter()
-            .flat_map(|j| j.frames.iter().copied())
-            .collect()
-    };
+    let joined: Vec<f32>;
     let frames = if group.len() == 1 {
         &group[0].frames
     } else {
-        &frames
+        joined = group
+            .iter()
+            .flat_map(|j| j.frames.iter().copied())
+            .collect();
+        &joined
     };
     let mut out = vec![0f32; n * 3 * w * h * s * s];
     let mut guard = sessions.lock().unwrap_or_else(|e| e.into_inner());

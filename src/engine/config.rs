@@ -201,9 +201,6 @@ pub struct EngineConfig {
     /// Share the sessions with every other engine of this process built from the same
     /// configuration (see [`Engine::new`](super::Engine::new)).
     pub share: bool,
-    /// With `share`: windows of the streams sharing the sessions run together, up to `max` an
-    /// inference (see [`CrossBatch`](super::CrossBatch)).
-    pub cross_batch: Option<super::CrossBatch>,
 }
 
 impl EngineConfig {
@@ -219,19 +216,12 @@ impl EngineConfig {
             threads: 0,
             feature_cache: true,
             share: false,
-            cross_batch: None,
         }
     }
 
     #[must_use]
     pub fn with_sharing(mut self, share: bool) -> Self {
         self.share = share;
-        self
-    }
-
-    #[must_use]
-    pub fn with_cross_batch(mut self, cross: Option<super::CrossBatch>) -> Self {
-        self.cross_batch = cross;
         self
     }
 

@@ -211,8 +211,6 @@ impl Engine {
                 cross: None,
             });
         }
-        // windows of several streams in one inference: only between engines that share
-        let cross = cfg.cross_batch.filter(|c| c.max > 1);
         let key = cfg.share_key();
         // held through a load, so that two instances starting together load once
         let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
@@ -226,7 +224,7 @@ impl Engine {
                 stop: StopHandle::new()?,
                 described,
                 room: Some(room),
-                cross,
+                cross: None,
             });
         }
         let (sessions, described) = Self::load(cfg)?;
@@ -252,7 +250,7 @@ impl Engine {
             stop: StopHandle::new()?,
             described,
             room: Some(room),
-            cross,
+            cross: None,
         })
     }
 
@@ -262,8 +260,8 @@ impl Engine {
     }
 
     /// Sends this engine's windows through the batching thread (`Some`, with at least two
-    /// windows an inference; only engines that share sessions have one) or runs them itself.
-    /// Returns the previous setting.
+    /// windows an inference; only engines that share sessions have one) or runs them itself,
+    /// as it does until this is called. Returns the previous setting.
     pub fn set_cross_batch(&mut self, cross: Option<CrossBatch>) -> Option<CrossBatch> {
         std::mem::replace(&mut self.cross, cross.filter(|c| c.max > 1))
     }

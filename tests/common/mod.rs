@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::process::Command;
 use std::str::FromStr;
 use std::sync::Once;
 
@@ -296,4 +297,56 @@ pub fn rgb_frame(
         }
     }
     buf
+}
+
+pub fn gst_launch_limited(limit_kib: u64, pipeline: &str) -> (Option<i32>, String) {
+    let plugin_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {limit} && exec /usr/bin/time -v gst-launch-1.0 {pipeline}",
+            limit = if limit_kib >= u64::MAX >> 10 {
+                "unlimited".to_string()
+            } else {
+                limit_kib.to_string()
+            }
+        ))
+        .env("GST_PLUGIN_PATH", &plugin_dir)
+        .env(
+            "GST_REGISTRY",
+            std::env::temp_dir().join(format!("mstgansr-registry-mem-{}.bin", std::process::id())),
+        )
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    (out.status.code(), text)
+}
+
+/// The peak RSS (MiB) in a `/usr/bin/time -v` report.
+pub fn peak_rss_mib(text: &str) -> u64 {
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .unwrap_or_else(|| panic!("no time -v report in {text}"))
+        .parse()
+        .unwrap();
+    kib >> 10
+}
+
+/// A finished command's stdout then stderr, as text.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

@@ -25,8 +25,6 @@ impl MstGanSr {
             threads,
             feature_cache: settings.feature_cache,
             share: settings.shared_engine,
-            // set per stream at caps, when it is known whether the source is live
-            cross_batch: None,
         };
         let load = |cfg: &EngineConfig| {
             Engine::new(cfg).map_err(|e| {
