@@ -186,10 +186,11 @@ fn bare_run(
     };
     let start = Instant::now();
     for f in planar {
-        up.push(f.clone(), (), Arrival::default(), continuity)?;
+        up.runs()
+            .push(f.clone(), (), Arrival::default(), continuity)?;
         up.run_ready()?;
     }
-    up.finish();
+    up.runs().finish();
     up.run_ready()?;
     Ok(Some(planar.len() as f64 / start.elapsed().as_secs_f64()))
 }

@@ -388,3 +388,87 @@ fn peak_memory_stays_within_max_memory() {
         "peak RSS {peak} MiB over max-memory={limit_mib}"
     );
 }
+
+/// One call per batch: each window's outcome comes back in order, the inferred frames equal
+/// the same windows run alone, a resized one is the bilinear upscale of its centre, and a
+/// dropped one has no frame.
+#[test]
+fn a_batch_comes_back_judged_in_order() {
+    use gstmstgansr::engine::{Engine, EngineConfig, Provider};
+    use gstmstgansr::upscale::upscaler::{Arrival, Continuity, Judgement, Limits, Upscaler};
+    init();
+    let (w, h, s) = (24usize, 16usize, 2usize);
+    let model = fixture("fixture-x2-t5.onnx");
+    let engine = |batch: usize| {
+        let e =
+            Engine::new(&EngineConfig::new(&model, s as u32).with_provider(Provider::Cpu)).unwrap();
+        let mut up: Upscaler<u32> = Upscaler::new(e);
+        let limits = Limits {
+            batch,
+            ..Limits::default()
+        };
+        up.configure(w, h, None, limits).unwrap();
+        up
+    };
+    let frames: Vec<Vec<f32>> = (0..6)
+        .map(|i| {
+            (0..3 * w * h)
+                .map(|k| ((k * 7 + i * 13) % 97) as f32 / 96.0)
+                .collect()
+        })
+        .collect();
+    let c = Continuity {
+        scene_cut_threshold: 0.0,
+        ..Continuity::default()
+    };
+    let outputs = |up: &mut Upscaler<u32>, judge: &dyn Fn(u32) -> Judgement| {
+        let mut got = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            up.runs()
+                .push(f.clone(), i as u32, Arrival::default(), c)
+                .unwrap();
+        }
+        up.runs().finish();
+        while let Some(done) = up.process(|win| judge(win.centre().meta)).unwrap() {
+            for (k, d) in done.iter().enumerate() {
+                got.push((
+                    d.window.centre().meta,
+                    d.outcome,
+                    up.output(k).map(<[f32]>::to_vec),
+                ));
+            }
+        }
+        got
+    };
+    let alone = outputs(&mut engine(1), &|_| Judgement::Infer);
+    let pick = |i: u32| match i % 3 {
+        0 => Judgement::Infer,
+        1 => Judgement::Resize,
+        _ => Judgement::Drop,
+    };
+    let judged = outputs(&mut engine(4), &pick);
+    assert_eq!(judged.len(), 6);
+    for (i, (centre, outcome, frame)) in judged.iter().enumerate() {
+        assert_eq!(*centre, i as u32, "windows come back in order");
+        assert_eq!(*outcome, pick(i as u32));
+        match outcome {
+            Judgement::Infer => {
+                let want = alone[i].2.as_ref().unwrap();
+                let d = frame
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .zip(want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(d < 1e-4, "window {i}: batched differs from alone by {d}");
+            }
+            Judgement::Resize => {
+                let mut want = vec![0.0; 3 * w * h * s * s];
+                gstmstgansr::convert::upscale_bilinear(&frames[i], w, h, s, &mut want);
+                assert_eq!(frame.as_ref().unwrap(), &want, "window {i}");
+            }
+            Judgement::Drop => assert!(frame.is_none(), "window {i} was dropped"),
+        }
+    }
+}

@@ -36,7 +36,6 @@ use gst_base::subclass::base_transform::{
 use gst_base::subclass::prelude::*;
 use gst_video::VideoInfo;
 
-use crate::convert;
 use crate::engine::{
     ActiveProvider, BatchCounters, Engine, EngineConfig, EngineError, FeatureCache, StopHandle,
     Users,
@@ -44,7 +43,7 @@ use crate::engine::{
 use crate::live::{self, Lateness};
 use crate::models;
 use crate::upscale::memory;
-use crate::upscale::upscaler::{Arrival, Break, Limits, Plan, Ready, Upscaler};
+use crate::upscale::upscaler::{Arrival, Break, Done, Judgement, Limits, Plan, Ready, Upscaler};
 
 use super::caps::{self, frame_duration};
 use super::pixels::{self, PixelPath};
@@ -95,7 +94,6 @@ struct State {
     newest_pts: Option<gst::ClockTime>,
     /// Outputs of a batch (with the events before each) not yet handed downstream.
     outbox: VecDeque<(Vec<gst::Event>, Option<gst::Buffer>)>,
-    resize_scratch: Vec<f32>,
     /// Whether the outputs of the last two seconds came from the model.
     lateness: Lateness,
     /// The fast tier took over (at caps or on sustained lateness): it stays.
@@ -423,7 +421,6 @@ impl BaseTransformImpl for MstGanSr {
             discont_next: false,
             newest_pts: None,
             outbox: VecDeque::new(),
-            resize_scratch: Vec::new(),
             lateness: Lateness::new(None),
             stepped_down: false,
         });
@@ -654,7 +651,7 @@ impl BaseTransformImpl for MstGanSr {
                     let mut guard = self.state.lock().unwrap();
                     match guard.as_mut() {
                         Some(state) => {
-                            state.upscaler.reset();
+                            state.upscaler.runs().reset();
                             state.lateness.clear();
                             state.outbox.clear();
                             state.discont_next = false;
@@ -681,6 +678,7 @@ impl BaseTransformImpl for MstGanSr {
                 let max_gap = self.settings.lock().unwrap().continuity.max_gap;
                 let brk = self.state.lock().unwrap().as_mut().and_then(|s| {
                     s.upscaler
+                        .runs()
                         .gap(pts.nseconds(), duration.map(|d| d.nseconds()), max_gap)
                 });
                 if brk.is_some() {

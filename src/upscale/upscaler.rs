@@ -1,99 +1,24 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
-//! The upscaler without GStreamer: the temporal window, the engine, the per-frame feature
-//! cache and the scratch buffers, with the rules that decide where a run of frames breaks.
+//! The upscaler without GStreamer: the run of frames ([`FrameRuns`]), the engine, the
+//! per-frame feature cache and the scratch buffers.
 //!
-//! Frames go in with [`Upscaler::push`]; each window that becomes complete is queued; batches
-//! of `batch` windows are taken in order with [`Upscaler::take_batch`] and run with
-//! [`Upscaler::run`] (or not, for a late frame). Each window runs tile by tile (see
-//! [`tiling`](crate::upscale::tiling)) within the memory budget given to [`Upscaler::configure`]. A run of frames
-//! ends at a real break only: a PTS jump past `max_gap` frame durations, a PTS going backwards,
-//! a DISCONT when the frame rate is unknown, or a scene cut; then the old run's last windows are
-//! queued with edge replication and the new frame starts a clean window. A DISCONT buffer that
-//! follows its predecessor closely continues the window with the frames that did arrive.
-//! [`Upscaler::finish`] ends a run (EOS, a new segment, new caps); [`Upscaler::reset`] forgets
-//! everything (flush).
+//! Frames go in through [`Upscaler::runs`]. [`Upscaler::process`] takes the next batch of complete
+//! windows and, in one call, judges each (infer, resize or drop), runs the inferred ones
+//! together, tile by tile (see [`tiling`](crate::upscale::tiling)) within the memory budget
+//! given to [`Upscaler::configure`], and resizes the late ones; [`Upscaler::output`] then reads
+//! each window's frame.
 
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::convert;
 use crate::engine::{CrossBatch, Engine, EngineError, FeatureCache, Features};
 use crate::upscale::memory;
-use crate::upscale::scenecut::SceneCutDetector;
+pub use crate::upscale::runs::{Arrival, Break, Continuity, Frame, FrameRuns, Ready};
 use crate::upscale::tiling::MIN_TILE;
 use crate::upscale::tiling::{self, Tile};
-use crate::upscale::window::FrameWindow;
-
-/// A received frame: planar RGB `[3, H, W]` in [0, 1] and what the caller keeps with it.
-pub struct Frame<M> {
-    pub rgb: Vec<f32>,
-    pub meta: M,
-    /// Extractor output per tile, computed by the first window that needs it.
-    features: Vec<OnceLock<Features>>,
-}
-
-/// A complete window, ready to run: `frames[T/2]` is the frame to upscale.
-pub struct Ready<M> {
-    frames: Vec<Arc<Frame<M>>>,
-}
-
-impl<M> Clone for Ready<M> {
-    fn clone(&self) -> Self {
-        Self {
-            frames: self.frames.clone(),
-        }
-    }
-}
-
-impl<M> Ready<M> {
-    pub fn centre(&self) -> &Frame<M> {
-        &self.frames[self.frames.len() / 2]
-    }
-
-    /// How many different frames the window holds (T unless edges were replicated).
-    pub fn distinct(&self) -> usize {
-        let mut n = 0;
-        for (i, f) in self.frames.iter().enumerate() {
-            if !self.frames[..i].iter().any(|g| Arc::ptr_eq(f, g)) {
-                n += 1;
-            }
-        }
-        n
-    }
-}
-
-/// Why a run of frames ended before a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Break {
-    /// The PTS moved on by more than the allowed gap.
-    PtsJump,
-    /// The PTS went backwards.
-    PtsBackwards,
-    /// A DISCONT buffer with no frame duration to judge the gap by.
-    Discont,
-    /// The picture changed completely.
-    SceneCut,
-}
-
-/// Where a run may continue (tuning knobs, changeable while running).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Continuity {
-    /// Largest PTS step, in frame durations, that still continues the window.
-    pub max_gap: u32,
-    /// Scene-cut score that starts a new window (0 = off); see [`SceneCutDetector`].
-    pub scene_cut_threshold: f32,
-}
-
-impl Default for Continuity {
-    fn default() -> Self {
-        Self {
-            max_gap: 4,
-            scene_cut_threshold: 10.0,
-        }
-    }
-}
 
 /// What the frames may cost: tiles (0 = automatic), windows per inference, and the memory
 /// budget (bytes) everything must fit in.
@@ -144,29 +69,33 @@ pub struct Plan {
     pub peak_bytes: u64,
 }
 
-/// How a frame arrived: its PTS (ns) and whether upstream flagged a discontinuity.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Arrival {
-    pub pts: Option<u64>,
-    pub discont: bool,
+/// What is to become of a window's output, judged before its batch runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judgement {
+    /// Through the model.
+    Infer,
+    /// Too late for the model: the cheap bilinear upscale of the centre frame.
+    Resize,
+    /// Too late for anything: no output.
+    Drop,
+}
+
+/// A processed window, in batch order; [`Upscaler::output`] reads the frame of the first two.
+pub struct Done<M> {
+    pub window: Ready<M>,
+    pub outcome: Judgement,
 }
 
 pub struct Upscaler<M> {
     engine: Engine,
-    window: FrameWindow<Frame<M>>,
-    ready: VecDeque<Ready<M>>,
-    /// Ready windows at the end of a run: they run without waiting for a full batch.
-    flush: usize,
-    size: (usize, usize),
+    runs: FrameRuns<M>,
     plan: Plan,
-    frame_duration: Option<u64>,
-    last_pts: Option<u64>,
-    run_len: u64,
-    scenes: SceneCutDetector,
     input: Vec<f32>,
     tile_out: Vec<f32>,
     crop: Vec<f32>,
     outputs: Vec<Vec<f32>>,
+    /// Per window of the last [`Upscaler::process`]: which of `outputs` holds its frame.
+    slots: Vec<Option<usize>>,
     /// Tiles run, readable while a run is in progress (see [`Upscaler::with_progress`]).
     tiles_done: Arc<AtomicU64>,
 }
@@ -190,10 +119,7 @@ impl<M> Upscaler<M> {
         let t = engine.info().window;
         Self {
             engine,
-            window: FrameWindow::new(t),
-            ready: VecDeque::new(),
-            flush: 0,
-            size: (0, 0),
+            runs: FrameRuns::new(t),
             plan: Plan {
                 tiles: Vec::new(),
                 tile: 0,
@@ -202,14 +128,11 @@ impl<M> Upscaler<M> {
                 feature_cache: false,
                 peak_bytes: 0,
             },
-            frame_duration: None,
-            last_pts: None,
-            run_len: 0,
-            scenes: SceneCutDetector::new(),
             input: Vec::new(),
             tile_out: Vec::new(),
             crop: Vec::new(),
             outputs: Vec::new(),
+            slots: Vec::new(),
             tiles_done: Arc::default(),
         }
     }
@@ -231,12 +154,12 @@ impl<M> Upscaler<M> {
 
     /// T, the frames each output is computed from.
     pub fn window_len(&self) -> usize {
-        self.window.window()
+        self.runs.window_len()
     }
 
     /// Frames an output waits for after its own: (T-1)/2.
     pub fn radius(&self) -> usize {
-        self.window.window() / 2
+        self.window_len() / 2
     }
 
     pub fn plan(&self) -> &Plan {
@@ -252,7 +175,7 @@ impl<M> Upscaler<M> {
         frame_duration: Option<u64>,
         limits: Limits,
     ) -> Result<&Plan, EngineError> {
-        self.reset();
+        self.runs.reset();
         let (t, s) = (self.window_len(), self.scale());
         self.engine.set_cross_batch(limits.cross);
         // across streams, a stream's windows go one at a time: none waits for its own next frames
@@ -330,8 +253,8 @@ impl<M> Upscaler<M> {
             .map(|b| b * tiled_px * (t + batch) as u64);
         let feature_cache = *self.engine.feature_cache() == FeatureCache::Active
             && cache_bytes.is_some_and(|c| c <= AUTO_INFERENCE_BYTES.min(room - biggest));
-        self.size = (width, height);
-        self.frame_duration = frame_duration.filter(|d| *d > 0);
+        self.runs
+            .configure((width, height), tiles.len(), frame_duration);
         self.plan = Plan {
             tiles,
             tile,
@@ -350,136 +273,88 @@ impl<M> Upscaler<M> {
     }
 
     pub fn size(&self) -> (usize, usize) {
-        self.size
+        self.runs.size()
+    }
+
+    /// The run of frames: frames go in here ([`FrameRuns::push`]), runs end and reset here.
+    pub fn runs(&mut self) -> &mut FrameRuns<M> {
+        &mut self.runs
     }
 
     /// Frames received whose output has not been taken yet.
     pub fn pending(&self) -> usize {
-        self.window.pending() + self.ready.len()
-    }
-
-    /// Windows queued to run.
-    pub fn ready_len(&self) -> usize {
-        self.ready.len()
-    }
-
-    /// Adds a frame; returns the break that ended the previous run before it, if any.
-    pub fn push(
-        &mut self,
-        rgb: Vec<f32>,
-        meta: M,
-        arrival: Arrival,
-        continuity: Continuity,
-    ) -> Result<Option<Break>, EngineError> {
-        let (w, h) = self.size;
-        if rgb.len() != 3 * w * h {
-            return Err(EngineError::Config(format!(
-                "a {w}x{h} frame has {} values, got {}",
-                3 * w * h,
-                rgb.len()
-            )));
-        }
-        let cut = self
-            .scenes
-            .is_cut(&rgb, w, h, continuity.scene_cut_threshold);
-        let brk = if self.run_len == 0 {
-            None
-        } else if cut {
-            Some(Break::SceneCut)
-        } else {
-            self.timing_break(arrival, continuity.max_gap)
-        };
-        if brk.is_some() {
-            self.end_run();
-        }
-        let features = (0..self.plan.tiles.len())
-            .map(|_| OnceLock::new())
-            .collect();
-        if let Some(win) = self.window.push(Frame {
-            rgb,
-            meta,
-            features,
-        }) {
-            self.ready.push_back(Ready { frames: win });
-        }
-        self.run_len += 1;
-        self.last_pts = arrival.pts.or(self.last_pts);
-        Ok(brk)
-    }
-
-    fn timing_break(&self, arrival: Arrival, max_gap: u32) -> Option<Break> {
-        match (self.last_pts, arrival.pts, self.frame_duration) {
-            (Some(last), Some(pts), _) if pts < last => Some(Break::PtsBackwards),
-            (Some(last), Some(pts), Some(fd)) => {
-                // half a frame of slack for jittery live timestamps
-                let limit = fd.saturating_mul(max_gap.max(1) as u64) + fd / 2;
-                (pts - last > limit).then_some(Break::PtsJump)
-            }
-            _ => arrival.discont.then_some(Break::Discont),
-        }
-    }
-
-    /// A GAP event (no data from `pts` for `duration`, ns): it counts as missing frames, so a
-    /// gap past the limit ends the run. Returns the break, if it was one.
-    pub fn gap(&mut self, pts: u64, duration: Option<u64>, max_gap: u32) -> Option<Break> {
-        if self.run_len == 0 {
-            return None;
-        }
-        let end = pts.saturating_add(duration.unwrap_or(0));
-        let brk = self.timing_break(
-            Arrival {
-                pts: Some(end),
-                discont: true,
-            },
-            max_gap,
-        )?;
-        self.finish();
-        Some(brk)
-    }
-
-    /// Queues the current run's remaining windows (edge-replicated) and starts a clean one.
-    fn end_run(&mut self) {
-        for win in self.window.drain() {
-            self.ready.push_back(Ready { frames: win });
-        }
-        self.flush = self.ready.len();
-        self.run_len = 0;
-    }
-
-    /// Ends the run (EOS, new segment, new caps): every pending output becomes ready.
-    pub fn finish(&mut self) {
-        self.end_run();
-        self.last_pts = None;
-        self.scenes.reset();
-    }
-
-    /// Forgets every frame and pending output (flush).
-    pub fn reset(&mut self) {
-        self.window.clear();
-        self.ready.clear();
-        self.flush = 0;
-        self.run_len = 0;
-        self.last_pts = None;
-        self.scenes.reset();
+        self.runs.pending()
     }
 
     /// The next windows to run together: a full batch, or what is left at the end of a run.
     pub fn take_batch(&mut self) -> Option<Vec<Ready<M>>> {
-        let n = if self.flush > 0 {
-            self.flush.min(self.plan.batch)
-        } else if self.ready.len() >= self.plan.batch {
-            self.plan.batch
-        } else {
-            return None;
-        };
-        self.flush -= n.min(self.flush);
-        Some(self.ready.drain(..n).collect())
+        self.runs.take_batch(self.plan.batch)
     }
 
-    /// Runs `wins` as one batch, tile by tile; [`Upscaler::output`] `(i)` is then window i's
-    /// upscaled planar RGB `[3, sH, sW]`.
-    pub fn run(&mut self, wins: &[Ready<M>]) -> Result<(), EngineError> {
-        let (w, h) = self.size;
+    /// The next batch, each window judged by `judge` before any runs: the inferred windows
+    /// run as one batch, the late ones are resized or dropped. Returns the windows with their
+    /// outcomes in order (`None`: no batch is ready); [`Upscaler::output`] reads the frames.
+    pub fn process(
+        &mut self,
+        mut judge: impl FnMut(&Ready<M>) -> Judgement,
+    ) -> Result<Option<Vec<Done<M>>>, EngineError> {
+        let Some(batch) = self.take_batch() else {
+            return Ok(None);
+        };
+        let done: Vec<Done<M>> = batch
+            .into_iter()
+            .map(|window| {
+                let outcome = judge(&window);
+                Done { window, outcome }
+            })
+            .collect();
+        let infer: Vec<Ready<M>> = done
+            .iter()
+            .filter(|d| d.outcome == Judgement::Infer)
+            .map(|d| d.window.clone())
+            .collect();
+        self.run(&infer)?;
+        let (w, h) = self.size();
+        let s = self.scale();
+        let mut next = (infer.len(), 0);
+        self.slots.clear();
+        for d in &done {
+            let slot = match d.outcome {
+                Judgement::Infer => {
+                    next.1 += 1;
+                    Some(next.1 - 1)
+                }
+                Judgement::Resize => {
+                    let i = next.0;
+                    next.0 += 1;
+                    if self.outputs.len() <= i {
+                        self.outputs.resize_with(i + 1, Vec::new);
+                    }
+                    alloc(
+                        &mut self.outputs[i],
+                        3 * w * h * s * s,
+                        "a resized frame",
+                        &Limits::default(),
+                    )?;
+                    convert::upscale_bilinear(
+                        &d.window.centre().rgb,
+                        w,
+                        h,
+                        s,
+                        &mut self.outputs[i],
+                    );
+                    Some(i)
+                }
+                Judgement::Drop => None,
+            };
+            self.slots.push(slot);
+        }
+        Ok(Some(done))
+    }
+
+    /// Runs `wins` as one batch, tile by tile, into `outputs[..wins.len()]`.
+    fn run(&mut self, wins: &[Ready<M>]) -> Result<(), EngineError> {
+        let (w, h) = self.size();
         let (n, t, s) = (wins.len(), self.window_len(), self.scale());
         if n == 0 {
             return Ok(());
@@ -553,18 +428,22 @@ impl<M> Upscaler<M> {
         Ok(())
     }
 
-    /// Window `i`'s output of the last [`Upscaler::run`].
-    pub fn output(&self, i: usize) -> &[f32] {
-        &self.outputs[i]
+    /// The frame of window `i` of the last [`Upscaler::process`], planar RGB `[3, sH, sW]`:
+    /// upscaled or resized; `None` when it was dropped.
+    pub fn output(&self, i: usize) -> Option<&[f32]> {
+        self.slots
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|k| self.outputs[k].as_slice())
     }
 
     /// Runs every window that can run now (a full batch, or the end of a run) and forgets the
     /// outputs: for benchmarks and warm-ups.
     pub fn run_ready(&mut self) -> Result<usize, EngineError> {
         let mut n = 0;
-        while let Some(batch) = self.take_batch() {
-            self.run(&batch)?;
-            n += batch.len();
+        while let Some(done) = self.process(|_| Judgement::Infer)? {
+            n += done.len();
         }
         Ok(n)
     }
@@ -575,7 +454,7 @@ impl<M> Upscaler<M> {
     /// big frames; it overstates a cached run (it extracts every frame's features), so it can
     /// only tell that a model is too slow, not that it keeps up.
     pub fn estimate(&mut self, max_px: usize) -> Result<Duration, EngineError> {
-        let (w, h) = self.size;
+        let (w, h) = self.size();
         let side = (max_px as f64).sqrt() as usize / tiling::ALIGN * tiling::ALIGN;
         let (cw, ch) = (
             w.min(side.max(tiling::ALIGN)),
@@ -605,15 +484,9 @@ impl<M> Upscaler<M> {
     where
         M: Default,
     {
-        let (w, h) = self.size;
+        let (w, h) = self.size();
         let tiles = self.plan.tiles.len();
-        let black = || {
-            Arc::new(Frame {
-                rgb: vec![0.0; 3 * w * h],
-                meta: M::default(),
-                features: (0..tiles).map(|_| OnceLock::new()).collect(),
-            })
-        };
+        let black = || Arc::new(Frame::new(vec![0.0; 3 * w * h], M::default(), tiles));
         let shared = black();
         let (n, t) = (self.plan.batch, self.window_len());
         let batch = |fresh: bool| -> Vec<Ready<M>> {
@@ -638,29 +511,5 @@ impl<M> Upscaler<M> {
         });
         self.engine.set_cross_batch(cross);
         runs
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ready_counts_distinct_frames() {
-        let a = Arc::new(Frame {
-            rgb: vec![],
-            meta: 0u8,
-            features: vec![],
-        });
-        let b = Arc::new(Frame {
-            rgb: vec![],
-            meta: 1u8,
-            features: vec![],
-        });
-        let r = Ready {
-            frames: vec![a.clone(), a.clone(), a.clone(), b.clone(), b],
-        };
-        assert_eq!(r.distinct(), 2);
-        assert_eq!(r.centre().meta, 0);
     }
 }

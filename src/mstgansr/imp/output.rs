@@ -5,6 +5,15 @@
 
 use super::*;
 
+/// What the upscaler does with a window given its verdict and `late-frames`.
+pub(super) fn judgement(v: Verdict, policy: LateFrames) -> Judgement {
+    match v {
+        Verdict::Infer => Judgement::Infer,
+        Verdict::TooLateToInfer(_) if policy == LateFrames::Resize => Judgement::Resize,
+        Verdict::TooLateToInfer(_) | Verdict::Late(_) => Judgement::Drop,
+    }
+}
+
 impl MstGanSr {
     /// Converts an input buffer, keeps its metadata and adds it to the window.
     pub(super) fn accept(
@@ -71,6 +80,7 @@ impl MstGanSr {
         };
         let brk = state
             .upscaler
+            .runs()
             .push(rgb, meta, arrival, continuity)
             .map_err(|e| {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
@@ -177,60 +187,56 @@ impl MstGanSr {
         out
     }
 
-    /// What happens to a window's output: the verdict of QoS, and whether its window holds
-    /// T distinct frames.
-    pub(super) fn judge(&self, state: &State, win: &Ready<FrameMeta>) -> (Verdict, bool) {
-        let full = win.distinct() == state.upscaler.window_len();
+    /// The QoS verdict on a window's output; a window that replicates the edge of a run is
+    /// not worth an inference when frames wait upstream (`newest`: the last PTS received).
+    pub(super) fn judge(&self, win: &Ready<FrameMeta>, newest: Option<gst::ClockTime>) -> Verdict {
         let pts = win.centre().meta.holder.as_ref().and_then(|b| b.pts());
         let verdict = self.verdict(pts);
-        if verdict == Verdict::Infer && !full && self.backlogged(state.newest_pts) {
+        if verdict == Verdict::Infer && !win.is_full() && self.backlogged(newest) {
             // more frames are waiting and most will go uninferred: spend the inference on a
             // window of T real neighbours, not on one that replicates the edge of a run
-            return (Verdict::TooLateToInfer(0), full);
+            return Verdict::TooLateToInfer(0);
         }
-        (verdict, full)
+        verdict
     }
 
-    /// The next output (with the events that go before it); runs the next batch of windows
-    /// when none is waiting.
+    /// The next output (with the events that go before it); processes the next batch of
+    /// windows when none is waiting.
     pub(super) fn step(&self, state: &mut State) -> Result<Step, gst::FlowError> {
         if let Some((events, out)) = state.outbox.pop_front() {
             return Ok(Step::Out(events, out));
         }
-        let Some(batch) = state.upscaler.take_batch() else {
-            return Ok(Step::Idle);
-        };
         let (policy, tier) = {
             let s = self.settings.lock().unwrap();
             (s.late_frames, s.live_tier)
         };
-        let mut verdicts: Vec<(Verdict, bool)> =
-            batch.iter().map(|w| self.judge(state, w)).collect();
-        if policy == LateFrames::Resize {
-            let (live, processing) = {
-                let t = self.timing.lock().unwrap();
-                (t.upstream_live, t.processing)
-            };
-            let processing = processing.map(|p| std::time::Duration::from_nanos(p.nseconds()));
-            if live && !live::resize_may_infer(processing) {
-                for v in verdicts.iter_mut().filter(|(v, _)| *v == Verdict::Infer) {
-                    v.0 = Verdict::TooLateToInfer(0);
-                }
+        // a live stream whose resize alone is too slow infers nothing (late-frames=resize)
+        let resize_only = policy == LateFrames::Resize && {
+            let t = self.timing.lock().unwrap();
+            let processing = t
+                .processing
+                .map(|p| std::time::Duration::from_nanos(p.nseconds()));
+            t.upstream_live && !live::resize_may_infer(processing)
+        };
+        let newest = state.newest_pts;
+        let mut verdicts = Vec::new();
+        let started = Instant::now();
+        let processed = state.upscaler.process(|win| {
+            let mut v = self.judge(win, newest);
+            if resize_only && v == Verdict::Infer {
+                v = Verdict::TooLateToInfer(0);
             }
-        }
-        let run: Vec<Ready<FrameMeta>> = batch
-            .iter()
-            .zip(&verdicts)
-            .filter(|(_, (v, _))| *v == Verdict::Infer)
-            .map(|(w, _)| w.clone())
-            .collect();
-        if !run.is_empty() {
-            let started = Instant::now();
-            if let Err(e) = state.upscaler.run(&run) {
-                if matches!(e, EngineError::Stopped) {
-                    gst::debug!(CAT, imp = self, "inference stopped by a flush or a stop");
-                    return Err(gst::FlowError::Flushing);
-                }
+            verdicts.push(v);
+            judgement(v, policy)
+        });
+        let done = match processed {
+            Ok(Some(done)) => done,
+            Ok(None) => return Ok(Step::Idle),
+            Err(EngineError::Stopped) => {
+                gst::debug!(CAT, imp = self, "inference stopped by a flush or a stop");
+                return Err(gst::FlowError::Flushing);
+            }
+            Err(e) => {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Failed,
@@ -239,13 +245,15 @@ impl MstGanSr {
                 );
                 return Err(gst::FlowError::Error);
             }
+        };
+        if verdicts.contains(&Verdict::Infer) {
             self.note_processing(started.elapsed());
         }
         let mut sustained = false;
-        for (v, _) in &verdicts {
+        for v in &verdicts {
             sustained |= state.lateness.record(*v == Verdict::Infer);
         }
-        self.queue_outputs(state, &batch, verdicts, policy)?;
+        self.queue_outputs(state, &done, &verdicts)?;
         if sustained && tier == LiveTier::Auto && !state.stepped_down {
             self.step_down_on_lateness(state, policy)?;
         }
@@ -253,50 +261,45 @@ impl MstGanSr {
         Ok(Step::Out(events, out))
     }
 
-    /// Makes each window's output by its verdict (the model's output for the inferred ones, in
-    /// the order they ran; a bilinear upscale or a drop for late ones) and queues it with the
-    /// events that go before it.
+    /// Makes each processed window's output buffer (or, for a dropped one, a QoS message) and
+    /// queues it with the events that go before it.
     pub(super) fn queue_outputs(
         &self,
         state: &mut State,
-        batch: &[Ready<FrameMeta>],
-        verdicts: Vec<(Verdict, bool)>,
-        policy: LateFrames,
+        done: &[Done<FrameMeta>],
+        verdicts: &[Verdict],
     ) -> Result<(), gst::FlowError> {
         let State {
             caps,
             upscaler,
-            resize_scratch,
             discont_next,
             ..
         } = state;
         let Some(neg) = caps.as_mut() else {
             return Err(gst::FlowError::NotNegotiated);
         };
-        let mut ran = 0;
-        let mut outs = Vec::with_capacity(batch.len());
-        for (win, (verdict, full)) in batch.iter().zip(verdicts) {
-            let meta = &win.centre().meta;
-            let out = match verdict {
-                Verdict::Infer => {
-                    let b = self.make_output(neg, meta, upscaler.output(ran))?;
-                    ran += 1;
+        let mut outs = Vec::with_capacity(done.len());
+        for (i, (d, v)) in done.iter().zip(verdicts).enumerate() {
+            let meta = &d.window.centre().meta;
+            let out = match (d.outcome, upscaler.output(i)) {
+                (Judgement::Infer, Some(rgb)) => {
+                    let full = d.window.is_full();
                     self.post_stats(|s| {
                         s.inferred += 1;
                         s.full_windows += full as u64;
                     });
-                    Some(b)
+                    Some(self.make_output(neg, meta, rgb)?)
                 }
-                Verdict::TooLateToInfer(_) if policy == LateFrames::Resize => {
-                    let (w, h) = upscaler.size();
-                    let s = upscaler.scale();
-                    resize_scratch.resize(3 * w * h * s * s, 0.0);
-                    convert::upscale_bilinear(&win.centre().rgb, w, h, s, resize_scratch);
+                (Judgement::Resize, Some(rgb)) => {
                     self.post_stats(|st| st.resized += 1);
-                    Some(self.make_output(neg, meta, resize_scratch)?)
+                    Some(self.make_output(neg, meta, rgb)?)
                 }
-                Verdict::TooLateToInfer(late_ns) | Verdict::Late(late_ns) => {
+                _ => {
                     *discont_next = true;
+                    let late_ns = match *v {
+                        Verdict::TooLateToInfer(ns) | Verdict::Late(ns) => ns,
+                        Verdict::Infer => 0,
+                    };
                     self.post_qos_drop(meta, late_ns);
                     None
                 }
@@ -415,7 +418,7 @@ impl MstGanSr {
     /// Ends the current run: every pending output, then every held event, goes downstream.
     pub(super) fn drain_and_push(&self) -> Result<(), gst::FlowError> {
         match self.state.lock().unwrap().as_mut() {
-            Some(state) => state.upscaler.finish(),
+            Some(state) => state.upscaler.runs().finish(),
             None => return Ok(()),
         }
         loop {

@@ -55,14 +55,15 @@ impl MstGanSr {
         let late = state.lateness.late();
         let span = state.lateness.span();
         state.lateness.clear();
-        state.upscaler.finish();
-        let t = state.upscaler.window_len();
-        while let Some(batch) = state.upscaler.take_batch() {
-            let verdicts = batch
-                .iter()
-                .map(|w| (Verdict::TooLateToInfer(0), w.distinct() == t))
-                .collect();
-            self.queue_outputs(state, &batch, verdicts, policy)?;
+        state.upscaler.runs().finish();
+        // what is left of the old tier's run is late already: resized or dropped by the policy
+        let too_late = Verdict::TooLateToInfer(0);
+        while let Some(done) = state
+            .upscaler
+            .process(|_| output::judgement(too_late, policy))
+            .map_err(|_| gst::FlowError::Error)?
+        {
+            self.queue_outputs(state, &done, &vec![too_late; done.len()])?;
         }
         let size = state.upscaler.size();
         let limits = self.limits(&settings, true);
