@@ -654,8 +654,8 @@ fn wait_for_tiles(sr: &gst::Element, at_least: u64) {
     }
 }
 
-#[test]
-fn stopping_does_not_wait_for_the_frame_in_progress() {
+/// The slow pipeline, playing, with its first frame's first tile done; and its tiles a frame.
+fn inside_the_first_frame() -> (gst::Pipeline, gst::Element, u64) {
     init();
     let (p, sr) = slow_tiled_pipeline();
     p.set_state(gst::State::Playing).unwrap();
@@ -665,6 +665,12 @@ fn stopping_does_not_wait_for_the_frame_in_progress() {
         tiles >= 20,
         "only {tiles} tiles per frame: the test needs a slow frame"
     );
+    (p, sr, tiles)
+}
+
+#[test]
+fn stopping_does_not_wait_for_the_frame_in_progress() {
+    let (p, sr, tiles) = inside_the_first_frame();
     p.set_state(gst::State::Null).unwrap();
     // stats outlive the stop: had the stop waited for the frame, all its tiles would be done
     let done = stat(&sr, "tiles-done");
@@ -700,4 +706,39 @@ fn a_flush_ends_the_frame_in_progress_and_the_stream_goes_on() {
         .collect();
     assert!(errors.is_empty(), "errors after the flush: {errors:?}");
     p.set_state(gst::State::Null).unwrap();
+}
+
+/// The state lock is not held through an inference: properties that read the running model,
+/// the READY-only check and the LATENCY query answer within the frame in progress.
+#[test]
+fn properties_and_queries_do_not_wait_for_the_frame_in_progress() {
+    let (p, sr, tiles) = inside_the_first_frame();
+    let t = Instant::now();
+    let model = sr
+        .property::<Option<String>>("model-path")
+        .unwrap_or_default();
+    let provider = sr
+        .property::<Option<String>>("active-provider")
+        .unwrap_or_default();
+    let window = sr.property::<u32>("window");
+    // READY-only: refused while running, and said so at once
+    sr.set_property("threads", 1u32);
+    let mut q = gst::query::Latency::new();
+    let answered = sr.static_pad("src").unwrap().query(&mut q);
+    let took = t.elapsed();
+    let done = stat(&sr, "tiles-done");
+    p.set_state(gst::State::Null).unwrap();
+    assert!(
+        model.ends_with(".onnx") && provider == "cpu" && window >= 3,
+        "{model} {provider} {window}"
+    );
+    assert!(answered, "LATENCY query failed");
+    assert!(
+        done < tiles,
+        "the frame finished ({done} of {tiles} tiles) before the answers came: not measured inside it"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "answers took {took:?} inside a frame"
+    );
 }

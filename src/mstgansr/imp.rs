@@ -22,7 +22,7 @@
  */
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
@@ -56,6 +56,8 @@ mod load;
 mod output;
 mod tier;
 
+use load::Prepared;
+
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "mstgansr",
@@ -82,7 +84,10 @@ struct Negotiated {
 }
 
 struct State {
-    upscaler: Upscaler<FrameMeta>,
+    /// `None` only while the streaming thread runs it without the lock ([`MstGanSr::lend`]):
+    /// a flush, a stop, a property or a query never waits for an inference.
+    upscaler: Option<Upscaler<FrameMeta>>,
+    running: Running,
     caps: Option<Negotiated>,
     /// Serialized events that arrived behind frames still in the window, with the `seq` of
     /// the first frame they precede.
@@ -103,15 +108,13 @@ struct State {
 /// The crop a live source's model is first timed on: 128 x 128 input pixels.
 const ESTIMATE_PX: usize = 128 * 128;
 
-/// What the element started with (read-only properties, caps transformation).
+/// The model that runs (read-only properties).
 #[derive(Debug, Clone)]
 struct Running {
     model_path: PathBuf,
-    scale: u32,
     window: u32,
     active_provider: ActiveProvider,
     feature_cache_active: bool,
-    /// Outside the state lock, which an inference holds: a flush or a stop must reach it.
     stop: StopHandle,
     threads: usize,
     /// Instances sharing this one's onnxruntime session (itself included).
@@ -120,17 +123,31 @@ struct Running {
     batch_counters: Option<Arc<BatchCounters>>,
 }
 
+impl Running {
+    fn of(engine: &Engine, model_path: PathBuf, threads: usize) -> Self {
+        Self {
+            model_path,
+            window: engine.info().window as u32,
+            active_provider: engine.active_provider(),
+            feature_cache_active: *engine.feature_cache() == FeatureCache::Active,
+            stop: engine.stop_handle(),
+            threads,
+            engine_users: engine.users_handle(),
+            batch_counters: engine.batch_counters(),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct MstGanSr {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
-    running: Mutex<Option<Running>>,
+    /// Read by the LATENCY query and QoS events, which must not wait for the state.
     timing: Mutex<Timing>,
+    /// Counters the streaming thread adds to at every frame and the `stats` property reads.
     stats: Mutex<Stats>,
-    /// In/out video info for `transform_meta` (called inside output allocation).
-    meta_infos: Mutex<Option<(VideoInfo, VideoInfo)>>,
-    interlace_warned: Mutex<bool>,
-    /// Tiles run since start, counted during an inference (which holds the state lock).
+    interlace_warned: AtomicBool,
+    /// Tiles run since start: the upscaler counts them during an inference, `stats` reads them.
     tiles_done: Arc<AtomicU64>,
 }
 
@@ -155,29 +172,44 @@ impl MstGanSr {
         f(&mut self.stats.lock().unwrap());
     }
 
-    /// Stops (or lets run again) the inference in progress and every later one, without the
-    /// state lock that inference holds.
+    /// Stops (or lets run again) the inference in progress and every later one.
     fn set_stopped(&self, stopped: bool) {
-        if let Some(r) = self.running.lock().unwrap().as_ref() {
+        let stop = self.running().map(|r| r.stop);
+        if let Some(stop) = stop {
             if stopped {
-                r.stop.stop();
+                stop.stop();
             } else {
-                r.stop.resume();
+                stop.resume();
             }
         }
+    }
+
+    fn running(&self) -> Option<Running> {
+        self.state
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|s| s.running.clone())
+    }
+
+    /// Runs `f` on the upscaler without holding the state lock (an inference, a warm-up), then
+    /// puts it back. Streaming thread only: nothing else takes the upscaler. `None` when the
+    /// element is not started.
+    fn lend<R>(&self, f: impl FnOnce(&mut Upscaler<FrameMeta>) -> R) -> Option<R> {
+        let mut up = self.state.lock().unwrap().as_mut()?.upscaler.take()?;
+        let r = f(&mut up);
+        if let Some(state) = self.state.lock().unwrap().as_mut() {
+            state.upscaler = Some(up);
+        }
+        Some(r)
     }
 
     fn stats_structure(&self) -> gst::Structure {
         let s = self.stats.lock().unwrap().clone();
         let tiles_done = self.tiles_done.load(Ordering::Relaxed);
-        let (engine_users, counters) = self
-            .running
-            .lock()
-            .unwrap()
-            .as_ref()
-            .map_or((0, None), |r| {
-                (r.engine_users.count(), r.batch_counters.clone())
-            });
+        let (engine_users, counters) = self.running().map_or((0, None), |r| {
+            (r.engine_users.count(), r.batch_counters.clone())
+        });
         let count = |f: fn(&BatchCounters) -> &AtomicU64| {
             counters
                 .as_ref()
@@ -212,7 +244,7 @@ impl ObjectImpl for MstGanSr {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let name = pspec.name();
         // properties that take effect when the element starts are the ones flagged mutable in READY
-        if settings::ready_only(pspec) && self.running.lock().unwrap().is_some() {
+        if settings::ready_only(pspec) && self.state.lock().unwrap().is_some() {
             let shown = self.property(_id, pspec);
             gst::warning!(
                 CAT,
@@ -236,7 +268,7 @@ impl ObjectImpl for MstGanSr {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let running = || self.running.lock().unwrap().clone();
+        let running = || self.running();
         if let Some(v) = self.settings.lock().unwrap().get(pspec.name()) {
             return v;
         }
@@ -394,19 +426,8 @@ impl BaseTransformImpl for MstGanSr {
             other => gst::info!(CAT, imp = self, "feature cache: {other:?}"),
         }
         self.tiles_done.store(0, Ordering::Relaxed);
+        let running = Running::of(&engine, model_path, threads);
         let upscaler = Upscaler::new(engine).with_progress(self.tiles_done.clone());
-        let engine = upscaler.engine();
-        *self.running.lock().unwrap() = Some(Running {
-            model_path: model_path.clone(),
-            scale: info.scale,
-            window: info.window as u32,
-            active_provider: engine.active_provider(),
-            feature_cache_active: *engine.feature_cache() == FeatureCache::Active,
-            stop: engine.stop_handle(),
-            threads,
-            engine_users: engine.users_handle(),
-            batch_counters: engine.batch_counters(),
-        });
         *self.timing.lock().unwrap() = Timing {
             radius: (info.window / 2) as u64,
             proportion: 1.0,
@@ -414,7 +435,8 @@ impl BaseTransformImpl for MstGanSr {
         };
         *self.stats.lock().unwrap() = Stats::default();
         *self.state.lock().unwrap() = Some(State {
-            upscaler,
+            upscaler: Some(upscaler),
+            running,
             caps: None,
             held: VecDeque::new(),
             next_seq: 0,
@@ -429,8 +451,6 @@ impl BaseTransformImpl for MstGanSr {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *self.state.lock().unwrap() = None;
-        *self.running.lock().unwrap() = None;
-        *self.meta_infos.lock().unwrap() = None;
         Ok(())
     }
 
@@ -440,11 +460,8 @@ impl BaseTransformImpl for MstGanSr {
         caps: &gst::Caps,
         filter: Option<&gst::Caps>,
     ) -> Option<gst::Caps> {
-        // a running element keeps the scale it started with
-        let scale = match self.running.lock().unwrap().as_ref() {
-            Some(r) => r.scale,
-            None => self.settings.lock().unwrap().scale,
-        } as i32;
+        // scale changes only in NULL or READY: a running element keeps the one it started with
+        let scale = self.settings.lock().unwrap().scale as i32;
         let out = caps::scaled(caps, scale, direction == gst::PadDirection::Sink);
         gst::trace!(
             CAT,
@@ -474,11 +491,7 @@ impl BaseTransformImpl for MstGanSr {
         } else {
             gst::ClockTime::ZERO
         };
-        let mut guard = self.state.lock().unwrap();
-        let state = guard
-            .as_mut()
-            .ok_or_else(|| gst::loggable_error!(CAT, "caps set before start"))?;
-        let s = state.upscaler.scale() as u32;
+        let s = settings.scale;
         if in_info.format() != out_info.format()
             || out_info.width() != in_info.width() * s
             || out_info.height() != in_info.height() * s
@@ -492,113 +505,47 @@ impl BaseTransformImpl for MstGanSr {
         let (w, h) = (in_info.width() as usize, in_info.height() as usize);
         let frame = frame_duration(&in_info);
         let limits = self.limits(&settings, live);
-        let plan = match state
-            .upscaler
-            .configure(w, h, frame.map(|f| f.nseconds()), limits)
-        {
-            Ok(plan) => plan.clone(),
-            Err(e) => {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Negotiation,
-                    ("{e}"),
-                    [
-                        "memory limits: {:?}",
-                        memory::limits(settings.max_memory_mib << 20)
-                    ]
-                );
-                return Err(gst::loggable_error!(CAT, "frames too large for memory"));
-            }
+        // one step down at most, decided here or on sustained lateness
+        let (running, may_step_down) = {
+            let guard = self.state.lock().unwrap();
+            let state = guard
+                .as_ref()
+                .ok_or_else(|| gst::loggable_error!(CAT, "caps set before start"))?;
+            let may = tier::may_step_down(&settings) && !state.stepped_down;
+            (state.running.clone(), may)
         };
-        for note in crate::upscale::tiling::bounded(
-            settings.tile_size as usize,
-            settings.tile_overlap as usize,
-        )
-        .notes
-        {
-            gst::element_imp_warning!(self, gst::ResourceError::Settings, ("{note}"));
+        // planning and the warm-up run on the upscaler outside the state lock
+        let prepared = self
+            .lend(|up| {
+                self.prepare(
+                    up,
+                    &settings,
+                    (w, h),
+                    frame,
+                    limits,
+                    live,
+                    &running,
+                    may_step_down,
+                )
+            })
+            .ok_or_else(|| gst::loggable_error!(CAT, "caps set before start"))?;
+        let mut guard = self.state.lock().unwrap();
+        let state = guard
+            .as_mut()
+            .ok_or_else(|| gst::loggable_error!(CAT, "stopped while configuring"))?;
+        let Prepared {
+            warm,
+            plan,
+            feature_cache_active,
+            cross_wait,
+            stepped_down,
+            fast,
+        } = prepared?;
+        state.running.feature_cache_active = feature_cache_active;
+        state.stepped_down |= stepped_down;
+        if let Some(fast) = fast {
+            self.install(state, fast);
         }
-        gst::info!(
-            CAT,
-            imp = self,
-            "{w}x{h}: {} tile(s) of {} px (+{} px context), batch {}, feature cache {}, ~{} MiB",
-            plan.tiles.len(),
-            plan.tile,
-            plan.overlap,
-            plan.batch,
-            plan.feature_cache,
-            plan.peak_bytes >> 20
-        );
-        self.post_stats(|s| s.tiles = plan.tiles.len() as u64);
-        if let Some(r) = self.running.lock().unwrap().as_mut() {
-            r.feature_cache_active = *state.upscaler.engine().feature_cache()
-                == FeatureCache::Active
-                && plan.feature_cache;
-        }
-        // a live pipeline needs the processing time in its latency before the first frame;
-        // measure it on a warm session. The source's first frames wait meanwhile: a model far
-        // too slow for its frame rate is told from a crop (CPU: other providers build a graph
-        // per shape), not from two whole frames (2.4 s at 640x360 for the x2 real model)
-        let too_slow = match frame {
-            Some(f) if live && state.upscaler.engine().active_provider() == ActiveProvider::Cpu => {
-                match state.upscaler.estimate(ESTIMATE_PX) {
-                    Ok(d) => {
-                        let d = gst::ClockTime::from_nseconds(d.as_nanos() as u64);
-                        // over 1.5x the live budget: the estimate's error cannot explain it
-                        (!models::keeps_up(d.nseconds() / 3 * 2, f.nseconds())).then_some(d)
-                    }
-                    Err(EngineError::Stopped) => {
-                        return Err(gst::loggable_error!(CAT, "stopped during the warm-up"));
-                    }
-                    // the warm-up below says what is wrong
-                    Err(_) => None,
-                }
-            }
-            _ => None,
-        };
-        let warm = if let Some(estimate) = too_slow {
-            gst::debug!(
-                CAT,
-                imp = self,
-                "estimated {} ms a frame from a crop",
-                estimate.mseconds()
-            );
-            Some(estimate)
-        } else if live {
-            match state.upscaler.warm_up() {
-                Ok(d) => Some(gst::ClockTime::from_nseconds(d.as_nanos() as u64)),
-                Err(EngineError::Stopped) => {
-                    return Err(gst::loggable_error!(CAT, "stopped during the warm-up"));
-                }
-                Err(e) => {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("the model cannot run on {}x{} frames: {}", w, h, e)
-                    );
-                    return Err(gst::loggable_error!(CAT, "warm-up failed"));
-                }
-            }
-        } else {
-            None
-        };
-        let (warm, plan) = match (warm, frame) {
-            (Some(took), Some(frame)) => {
-                match self.step_down_if_slow(state, &settings, (w, h), frame, limits, took)? {
-                    Some((d, p)) => (Some(d), p),
-                    None => (Some(took), plan),
-                }
-            }
-            _ => (warm, plan),
-        };
-        // a window batched with other streams' waits for them before its inference: part of
-        // each inference's time as the stream sees it
-        let cross_wait = limits
-            .cross
-            .filter(|_| state.upscaler.engine().cross_batch().is_some())
-            .map(|c| gst::ClockTime::from_nseconds(c.wait.as_nanos() as u64));
-        let warm = warm.map(|w| w + cross_wait.unwrap_or(gst::ClockTime::ZERO));
-        *self.meta_infos.lock().unwrap() = Some((in_info.clone(), out_info.clone()));
         state.lateness = Lateness::new(frame.map(|f| f.nseconds()));
         state.caps = Some(Negotiated {
             in_info,
@@ -651,7 +598,9 @@ impl BaseTransformImpl for MstGanSr {
                     let mut guard = self.state.lock().unwrap();
                     match guard.as_mut() {
                         Some(state) => {
-                            state.upscaler.runs().reset();
+                            if let Some(up) = state.upscaler.as_mut() {
+                                up.runs().reset();
+                            }
                             state.lateness.clear();
                             state.outbox.clear();
                             state.discont_next = false;
@@ -677,9 +626,11 @@ impl BaseTransformImpl for MstGanSr {
                 let (pts, duration) = g.get();
                 let max_gap = self.settings.lock().unwrap().continuity.max_gap;
                 let brk = self.state.lock().unwrap().as_mut().and_then(|s| {
-                    s.upscaler
-                        .runs()
-                        .gap(pts.nseconds(), duration.map(|d| d.nseconds()), max_gap)
+                    s.upscaler.as_mut()?.runs().gap(
+                        pts.nseconds(),
+                        duration.map(|d| d.nseconds()),
+                        max_gap,
+                    )
                 });
                 if brk.is_some() {
                     self.post_stats(|s| s.restarts += 1);
@@ -740,9 +691,7 @@ impl BaseTransformImpl for MstGanSr {
                     s.get::<&str>("interlace-mode")
                         .is_ok_and(|m| m != "progressive")
                 });
-                if interlaced
-                    && !std::mem::replace(&mut *self.interlace_warned.lock().unwrap(), true)
-                {
+                if interlaced && !self.interlace_warned.swap(true, Ordering::Relaxed) {
                     // an error, so that it is what gst-launch and applications report, not the
                     // demuxer's not-negotiated that follows
                     gst::element_imp_error!(
@@ -830,8 +779,15 @@ impl BaseTransformImpl for MstGanSr {
         if !meta.has_tag::<gst_video::video_meta::tags::Size>() {
             return true;
         }
-        if let Some((in_info, out_info)) = self.meta_infos.lock().unwrap().as_ref() {
-            let scale = gst_video::video_meta::VideoMetaTransformScale::new(in_info, out_info);
+        let obj = self.obj();
+        let info = |pad: gst::Pad| {
+            pad.current_caps()
+                .and_then(|c| VideoInfo::from_caps(&c).ok())
+        };
+        if let (Some(in_info), Some(out_info)) =
+            (info(obj.sink_pad().clone()), info(obj.src_pad().clone()))
+        {
+            let scale = gst_video::video_meta::VideoMetaTransformScale::new(&in_info, &out_info);
             let _ = meta.transform(outbuf, &scale);
         }
         let _ = inbuf;
@@ -839,18 +795,15 @@ impl BaseTransformImpl for MstGanSr {
     }
 
     fn generate_output(&self) -> Result<GenerateOutputSuccess, gst::FlowError> {
-        loop {
-            let step = {
-                let mut guard = self.state.lock().unwrap();
-                let Some(state) = guard.as_mut() else {
-                    return Err(gst::FlowError::Flushing);
-                };
-                if let Some(buffer) = self.take_queued_buffer() {
-                    self.accept(state, buffer)?;
-                }
-                self.step(state)?
+        if let Some(buffer) = self.take_queued_buffer() {
+            let mut guard = self.state.lock().unwrap();
+            let Some(state) = guard.as_mut() else {
+                return Err(gst::FlowError::Flushing);
             };
-            match step {
+            self.accept(state, buffer)?;
+        }
+        loop {
+            match self.step()? {
                 Step::Idle => return Ok(GenerateOutputSuccess::NoOutput),
                 Step::Out(events, Some(buf)) => {
                     self.push_step(events, None)?;

@@ -258,6 +258,11 @@ impl<M> FrameRuns<M> {
         self.scenes.reset();
     }
 
+    /// Whether [`FrameRuns::take_batch`] has windows to give.
+    pub fn batch_ready(&self, batch: usize) -> bool {
+        self.flush > 0 || (!self.ready.is_empty() && self.ready.len() >= batch)
+    }
+
     /// The next windows to run together: `batch` of them, or what is left at the end of a run.
     pub fn take_batch(&mut self, batch: usize) -> Option<Vec<Ready<M>>> {
         let n = if self.flush > 0 {

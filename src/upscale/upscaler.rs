@@ -286,6 +286,11 @@ impl<M> Upscaler<M> {
         self.runs.pending()
     }
 
+    /// Whether [`Upscaler::process`] has a batch to run.
+    pub fn batch_ready(&self) -> bool {
+        self.runs.batch_ready(self.plan.batch)
+    }
+
     /// The next windows to run together: a full batch, or what is left at the end of a run.
     pub fn take_batch(&mut self) -> Option<Vec<Ready<M>>> {
         self.runs.take_batch(self.plan.batch)

@@ -166,4 +166,139 @@ impl MstGanSr {
             )),
         }
     }
+
+    /// Plans tiles, batch and feature cache for a frame size and, for a live source, measures
+    /// the model on a warm session (stepping down to the fast tier when it cannot keep up and
+    /// `may_step_down`). Runs on the lent upscaler, outside the state lock.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn prepare(
+        &self,
+        up: &mut Upscaler<FrameMeta>,
+        settings: &Settings,
+        (w, h): (usize, usize),
+        frame: Option<gst::ClockTime>,
+        limits: Limits,
+        live: bool,
+        running: &Running,
+        may_step_down: bool,
+    ) -> Result<Prepared, gst::LoggableError> {
+        let plan = match up.configure(w, h, frame.map(|f| f.nseconds()), limits) {
+            Ok(plan) => plan.clone(),
+            Err(e) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("{e}"),
+                    [
+                        "memory limits: {:?}",
+                        memory::limits(settings.max_memory_mib << 20)
+                    ]
+                );
+                return Err(gst::loggable_error!(CAT, "frames too large for memory"));
+            }
+        };
+        for note in crate::upscale::tiling::bounded(
+            settings.tile_size as usize,
+            settings.tile_overlap as usize,
+        )
+        .notes
+        {
+            gst::element_imp_warning!(self, gst::ResourceError::Settings, ("{note}"));
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "{w}x{h}: {} tile(s) of {} px (+{} px context), batch {}, feature cache {}, ~{} MiB",
+            plan.tiles.len(),
+            plan.tile,
+            plan.overlap,
+            plan.batch,
+            plan.feature_cache,
+            plan.peak_bytes >> 20
+        );
+        self.post_stats(|s| s.tiles = plan.tiles.len() as u64);
+        let feature_cache_active =
+            *up.engine().feature_cache() == FeatureCache::Active && plan.feature_cache;
+        // a live pipeline needs the processing time in its latency before the first frame;
+        // measure it on a warm session. The source's first frames wait meanwhile: a model far
+        // too slow for its frame rate is told from a crop (CPU: other providers build a graph
+        // per shape), not from two whole frames (2.4 s at 640x360 for the x2 real model)
+        let too_slow = match frame {
+            Some(f) if live && up.engine().active_provider() == ActiveProvider::Cpu => {
+                match up.estimate(ESTIMATE_PX) {
+                    Ok(d) => {
+                        let d = gst::ClockTime::from_nseconds(d.as_nanos() as u64);
+                        // over 1.5x the live budget: the estimate's error cannot explain it
+                        (!models::keeps_up(d.nseconds() / 3 * 2, f.nseconds())).then_some(d)
+                    }
+                    Err(EngineError::Stopped) => {
+                        return Err(gst::loggable_error!(CAT, "stopped during the warm-up"));
+                    }
+                    // the warm-up below says what is wrong
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        };
+        let warm = if let Some(estimate) = too_slow {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "estimated {} ms a frame from a crop",
+                estimate.mseconds()
+            );
+            Some(estimate)
+        } else if live {
+            match up.warm_up() {
+                Ok(d) => Some(gst::ClockTime::from_nseconds(d.as_nanos() as u64)),
+                Err(EngineError::Stopped) => {
+                    return Err(gst::loggable_error!(CAT, "stopped during the warm-up"));
+                }
+                Err(e) => {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("the model cannot run on {}x{} frames: {}", w, h, e)
+                    );
+                    return Err(gst::loggable_error!(CAT, "warm-up failed"));
+                }
+            }
+        } else {
+            None
+        };
+        let (mut stepped_down, mut fast) = (false, None);
+        if let (Some(took), Some(frame), true) = (warm, frame, may_step_down) {
+            stepped_down = !models::keeps_up(took.nseconds(), frame.nseconds());
+            fast = self.step_down_if_slow(running, settings, (w, h), frame, limits, took)?;
+        }
+        let (warm, plan, cross) = match &fast {
+            Some(f) => (Some(f.took), f.plan.clone(), f.upscaler_cross_batch()),
+            None => (warm, plan, up.engine().cross_batch().is_some()),
+        };
+        // a window batched with other streams' waits for them before its inference: part of
+        // each inference's time as the stream sees it
+        let cross_wait = limits
+            .cross
+            .filter(|_| cross)
+            .map(|c| gst::ClockTime::from_nseconds(c.wait.as_nanos() as u64));
+        Ok(Prepared {
+            warm: warm.map(|w| w + cross_wait.unwrap_or(gst::ClockTime::ZERO)),
+            plan,
+            feature_cache_active,
+            cross_wait,
+            stepped_down,
+            fast,
+        })
+    }
+}
+
+/// What [`MstGanSr::prepare`] found for the negotiated size.
+pub(super) struct Prepared {
+    pub(super) warm: Option<gst::ClockTime>,
+    pub(super) plan: Plan,
+    pub(super) feature_cache_active: bool,
+    pub(super) cross_wait: Option<gst::ClockTime>,
+    /// A step down was tried (the model did not keep up): never again for this stream.
+    pub(super) stepped_down: bool,
+    pub(super) fast: Option<tier::FastTier>,
 }

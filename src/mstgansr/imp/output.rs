@@ -80,6 +80,8 @@ impl MstGanSr {
         };
         let brk = state
             .upscaler
+            .as_mut()
+            .ok_or(gst::FlowError::Flushing)?
             .runs()
             .push(rgb, meta, arrival, continuity)
             .map_err(|e| {
@@ -201,11 +203,21 @@ impl MstGanSr {
     }
 
     /// The next output (with the events that go before it); processes the next batch of
-    /// windows when none is waiting.
-    pub(super) fn step(&self, state: &mut State) -> Result<Step, gst::FlowError> {
-        if let Some((events, out)) = state.outbox.pop_front() {
-            return Ok(Step::Out(events, out));
-        }
+    /// windows when none is waiting, on the lent upscaler, outside the state lock.
+    pub(super) fn step(&self) -> Result<Step, gst::FlowError> {
+        let newest = {
+            let mut guard = self.state.lock().unwrap();
+            let Some(state) = guard.as_mut() else {
+                return Err(gst::FlowError::Flushing);
+            };
+            if let Some((events, out)) = state.outbox.pop_front() {
+                return Ok(Step::Out(events, out));
+            }
+            if !state.upscaler.as_ref().is_some_and(|u| u.batch_ready()) {
+                return Ok(Step::Idle);
+            }
+            state.newest_pts
+        };
         let (policy, tier) = {
             let s = self.settings.lock().unwrap();
             (s.late_frames, s.live_tier)
@@ -218,17 +230,20 @@ impl MstGanSr {
                 .map(|p| std::time::Duration::from_nanos(p.nseconds()));
             t.upstream_live && !live::resize_may_infer(processing)
         };
-        let newest = state.newest_pts;
         let mut verdicts = Vec::new();
         let started = Instant::now();
-        let processed = state.upscaler.process(|win| {
-            let mut v = self.judge(win, newest);
-            if resize_only && v == Verdict::Infer {
-                v = Verdict::TooLateToInfer(0);
-            }
-            verdicts.push(v);
-            judgement(v, policy)
-        });
+        let processed = self
+            .lend(|up| {
+                up.process(|win| {
+                    let mut v = self.judge(win, newest);
+                    if resize_only && v == Verdict::Infer {
+                        v = Verdict::TooLateToInfer(0);
+                    }
+                    verdicts.push(v);
+                    judgement(v, policy)
+                })
+            })
+            .ok_or(gst::FlowError::Flushing)?;
         let done = match processed {
             Ok(Some(done)) => done,
             Ok(None) => return Ok(Step::Idle),
@@ -249,14 +264,25 @@ impl MstGanSr {
         if verdicts.contains(&Verdict::Infer) {
             self.note_processing(started.elapsed());
         }
-        let mut sustained = false;
-        for v in &verdicts {
-            sustained |= state.lateness.record(*v == Verdict::Infer);
+        let step_down = {
+            let mut guard = self.state.lock().unwrap();
+            let Some(state) = guard.as_mut() else {
+                return Err(gst::FlowError::Flushing);
+            };
+            let mut sustained = false;
+            for v in &verdicts {
+                sustained |= state.lateness.record(*v == Verdict::Infer);
+            }
+            self.queue_outputs(state, &done, &verdicts)?;
+            sustained && tier == LiveTier::Auto && !state.stepped_down
+        };
+        if step_down {
+            self.step_down_on_lateness(policy)?;
         }
-        self.queue_outputs(state, &done, &verdicts)?;
-        if sustained && tier == LiveTier::Auto && !state.stepped_down {
-            self.step_down_on_lateness(state, policy)?;
-        }
+        let mut guard = self.state.lock().unwrap();
+        let Some(state) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
         let (events, out) = state.outbox.pop_front().expect("a batch has windows");
         Ok(Step::Out(events, out))
     }
@@ -275,7 +301,7 @@ impl MstGanSr {
             discont_next,
             ..
         } = state;
-        let Some(neg) = caps.as_mut() else {
+        let (Some(neg), Some(upscaler)) = (caps.as_mut(), upscaler.as_ref()) else {
             return Err(gst::FlowError::NotNegotiated);
         };
         let mut outs = Vec::with_capacity(done.len());
@@ -417,16 +443,18 @@ impl MstGanSr {
 
     /// Ends the current run: every pending output, then every held event, goes downstream.
     pub(super) fn drain_and_push(&self) -> Result<(), gst::FlowError> {
-        match self.state.lock().unwrap().as_mut() {
-            Some(state) => state.upscaler.runs().finish(),
+        match self
+            .state
+            .lock()
+            .unwrap()
+            .as_mut()
+            .and_then(|s| s.upscaler.as_mut())
+        {
+            Some(up) => up.runs().finish(),
             None => return Ok(()),
         }
         loop {
-            let step = match self.state.lock().unwrap().as_mut() {
-                Some(state) => self.step(state)?,
-                None => return Ok(()),
-            };
-            match step {
+            match self.step()? {
                 Step::Idle => break,
                 Step::Out(events, out) => self.push_step(events, out)?,
             }
@@ -444,14 +472,14 @@ impl MstGanSr {
         {
             let mut guard = self.state.lock().unwrap();
             if let Some(state) = guard.as_mut()
-                && state.upscaler.pending() + state.outbox.len() > 0
+                && let pending = state.upscaler.as_ref().map_or(0, |u| u.pending())
+                && pending + state.outbox.len() > 0
             {
                 gst::log!(
                     CAT,
                     imp = self,
-                    "holding {:?} behind {} frames",
+                    "holding {:?} behind {pending} frames",
                     event.type_(),
-                    state.upscaler.pending()
                 );
                 let seq = state.next_seq;
                 state.held.push_back((seq, event));
