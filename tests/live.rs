@@ -481,6 +481,62 @@ fn qos_drops_late_frames_before_inference() {
     assert!(outs[2].flags().contains(gst::BufferFlags::DISCONT));
 }
 
+/// The QoS verdict on a live stream, driven by a test clock: each output is judged when the
+/// frame that completes its window arrives, against its deadline (running time + the pipeline
+/// latency of the last LATENCY event). Well before it: inferred; at it exactly (an inference
+/// would end after it): resized or dropped by `late-frames`; after it: dropped. At EOS the
+/// run's edge windows find frames waiting (the newest is two frames old): not worth an
+/// inference either.
+#[test]
+fn late_frames_by_the_clock_are_resized_or_dropped() {
+    // per output k = 1..5: the pipeline latency (ms) and the clock, in ms from its deadline,
+    // when the frame completing its window arrives (a test clock only moves forward)
+    let plan = [
+        (200u64, -190i64),
+        (200, 0),
+        (200, 1),
+        (1000, -190),
+        (1000, 0),
+    ];
+    let run = |policy: &str| {
+        let mut h = harness("fixture-x4-t5.onnx", 4);
+        let el = h.element().unwrap();
+        el.set_property_from_str("late-frames", policy);
+        h.set_upstream_latency(gst::ClockTime::ZERO);
+        h.use_testclock();
+        h.set_src_caps(caps("RGB", 23, 17));
+        let info = rgb_info(23, 17);
+        let mut latency = 0;
+        for i in 0..8u64 {
+            // frame i completes the window of output i - 2 (T=5)
+            if let Some(&(lat, off)) = i.checked_sub(3).and_then(|k| plan.get(k as usize)) {
+                if lat != latency {
+                    latency = lat;
+                    let event = gst::event::Latency::new(gst::ClockTime::from_mseconds(lat));
+                    assert!(h.push_upstream_event(event));
+                }
+                let due = 40 * (i - 2) + lat;
+                h.set_time(gst::ClockTime::from_mseconds((due as i64 + off) as u64))
+                    .unwrap();
+            }
+            h.push(frame_buffer(&info, i, 0)).unwrap();
+        }
+        assert!(h.push_event(gst::event::Eos::new()));
+        let outs = pull_all(&mut h);
+        let s = stats(&el);
+        let get = |k: &str| s.get::<u64>(k).unwrap();
+        let counts = (get("inferred"), get("resized"), get("dropped"));
+        (pts_ms(&outs), counts, s)
+    };
+    let (pts, counts, s) = run("resize");
+    assert_eq!(pts, [0, 40, 80, 160, 200, 240, 280], "{s}");
+    // inferred: 0 (the first), 1, 4; resized: 2, 5, 6 and 7; dropped: 3
+    assert_eq!(counts, (3, 4, 1), "{s}");
+    let (pts, counts, s) = run("drop");
+    assert_eq!(pts, [0, 40, 160], "{s}");
+    assert_eq!(counts, (3, 0, 5), "{s}");
+}
+
 #[test]
 fn live_overload_resizes_late_frames_and_keeps_the_rate() {
     init();
