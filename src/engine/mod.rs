@@ -475,13 +475,7 @@ impl Engine {
         let t = self.described.info.window;
         let s = self.described.info.scale as usize;
         let fail = inference_failure(batch * t, width, height);
-        if batch == 0 || frames.len() != batch * t * 3 * width * height {
-            return Err(fail(format!(
-                "expected {} input values for {batch} window(s), got {}",
-                batch * t * 3 * width * height,
-                frames.len()
-            )));
-        }
+        check_batch(frames.len(), None, batch, t, width * height).map_err(&fail)?;
         self.stop.check()?;
         if self.cross_batch().is_some() {
             return self.run_cross(frames, None, (batch, width, height), out, &fail);
@@ -542,16 +536,7 @@ impl Engine {
         let t = self.described.info.window;
         let s = self.described.info.scale as usize;
         let fail = inference_failure(batch * t, width, height);
-        if batch == 0 || frames.len() != batch * t * 3 * width * height || feats.len() != batch * t
-        {
-            return Err(fail(format!(
-                "expected {} input values and {} feature sets for {batch} window(s), got {} and {}",
-                batch * t * 3 * width * height,
-                batch * t,
-                frames.len(),
-                feats.len()
-            )));
-        }
+        check_batch(frames.len(), Some(feats.len()), batch, t, width * height).map_err(&fail)?;
         self.stop.check()?;
         if self.cross_batch().is_some() {
             let mut stacked: [Vec<f32>; 3] = Default::default();
@@ -571,6 +556,28 @@ impl Engine {
             })
             .map_err(|e| stop.explain(|| fail(e)))
     }
+}
+
+/// Checks the input of `batch` windows of `t` frames of `px` pixels: `frames` values and, for a
+/// cached run, `feats` feature sets.
+fn check_batch(
+    frames: usize,
+    feats: Option<usize>,
+    batch: usize,
+    t: usize,
+    px: usize,
+) -> Result<(), String> {
+    let want = batch * t * 3 * px;
+    if batch > 0 && frames == want && feats.is_none_or(|f| f == batch * t) {
+        return Ok(());
+    }
+    Err(match feats {
+        None => format!("expected {want} input values for {batch} window(s), got {frames}"),
+        Some(f) => format!(
+            "expected {want} input values and {} feature sets for {batch} window(s), got {frames} and {f}",
+            batch * t
+        ),
+    })
 }
 
 /// Checks that `value` is `[n, 3, sh, sw]` float32 and copies it into `out`.
@@ -597,4 +604,27 @@ fn copy_upscaled(
     }
     out[..data.len()].copy_from_slice(data);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_batch;
+
+    #[test]
+    fn a_batch_must_hold_its_windows_and_their_features() {
+        // 2 windows of 3 frames of 4 pixels
+        assert_eq!(check_batch(72, None, 2, 3, 4), Ok(()));
+        assert_eq!(check_batch(72, Some(6), 2, 3, 4), Ok(()));
+        let short = check_batch(71, None, 2, 3, 4).unwrap_err();
+        assert!(
+            short.contains("expected 72 input values for 2 window(s), got 71"),
+            "{short}"
+        );
+        let feats = check_batch(72, Some(5), 2, 3, 4).unwrap_err();
+        assert!(
+            feats.contains("6 feature sets") && feats.ends_with("got 72 and 5"),
+            "{feats}"
+        );
+        assert!(check_batch(0, None, 0, 3, 4).is_err(), "an empty batch");
+    }
 }
