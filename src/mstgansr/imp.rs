@@ -20,7 +20,6 @@
  *     mstgansr scale=2 ! videoconvert ! autovideosink
  * ]|
  */
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -47,6 +46,7 @@ use crate::upscale::upscaler::{Arrival, Break, Done, Judgement, Limits, Plan, Re
 
 use super::caps::{self, frame_duration};
 use super::pixels::{self, PixelPath};
+use super::sequence::Sequencer;
 use super::settings::{self, Settings};
 use super::stats::{Shared, Stats};
 use super::timing::{Timing, Verdict};
@@ -89,16 +89,10 @@ struct State {
     upscaler: Option<Upscaler<FrameMeta>>,
     running: Running,
     caps: Option<Negotiated>,
-    /// Serialized events that arrived behind frames still in the window, with the `seq` of
-    /// the first frame they precede.
-    held: VecDeque<(u64, gst::Event)>,
-    next_seq: u64,
-    /// An output was dropped: the next one is a discontinuity.
-    discont_next: bool,
+    /// Held events and queued outputs, in the order they leave.
+    order: Sequencer<gst::Event, gst::Buffer>,
     /// PTS of the last frame received.
     newest_pts: Option<gst::ClockTime>,
-    /// Outputs of a batch (with the events before each) not yet handed downstream.
-    outbox: VecDeque<(Vec<gst::Event>, Option<gst::Buffer>)>,
     /// Whether the outputs of the last two seconds came from the model.
     lateness: Lateness,
     /// The fast tier took over (at caps or on sustained lateness): it stays.
@@ -438,11 +432,8 @@ impl BaseTransformImpl for MstGanSr {
             upscaler: Some(upscaler),
             running,
             caps: None,
-            held: VecDeque::new(),
-            next_seq: 0,
-            discont_next: false,
+            order: Sequencer::default(),
             newest_pts: None,
-            outbox: VecDeque::new(),
             lateness: Lateness::new(None),
             stepped_down: false,
         });
@@ -602,14 +593,8 @@ impl BaseTransformImpl for MstGanSr {
                                 up.runs().reset();
                             }
                             state.lateness.clear();
-                            state.outbox.clear();
-                            state.discont_next = false;
-                            state
-                                .held
-                                .drain(..)
-                                .map(|(_, e)| e)
-                                .filter(|e| e.is_sticky())
-                                .collect()
+                            let held = state.order.flush();
+                            held.into_iter().filter(|e| e.is_sticky()).collect()
                         }
                         None => Vec::new(),
                     }

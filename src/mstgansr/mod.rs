@@ -8,6 +8,7 @@ use crate::{engine, models};
 mod caps;
 mod imp;
 mod pixels;
+mod sequence;
 mod settings;
 mod stats;
 mod timing;

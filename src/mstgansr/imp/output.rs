@@ -71,8 +71,7 @@ impl MstGanSr {
         };
         state.newest_pts = buffer.pts();
         drop(buffer);
-        let seq = state.next_seq;
-        state.next_seq += 1;
+        let seq = state.order.next_frame();
         let meta = FrameMeta {
             seq,
             holder: Some(holder),
@@ -180,15 +179,6 @@ impl MstGanSr {
         Ok(out)
     }
 
-    /// Takes the held events that must go out before the frame `seq`.
-    pub(super) fn events_before(state: &mut State, seq: u64) -> Vec<gst::Event> {
-        let mut out = Vec::new();
-        while state.held.front().is_some_and(|(s, _)| *s <= seq) {
-            out.push(state.held.pop_front().unwrap().1);
-        }
-        out
-    }
-
     /// The QoS verdict on a window's output; a window that replicates the edge of a run is
     /// not worth an inference when frames wait upstream (`newest`: the last PTS received).
     pub(super) fn judge(&self, win: &Ready<FrameMeta>, newest: Option<gst::ClockTime>) -> Verdict {
@@ -210,7 +200,7 @@ impl MstGanSr {
             let Some(state) = guard.as_mut() else {
                 return Err(gst::FlowError::Flushing);
             };
-            if let Some((events, out)) = state.outbox.pop_front() {
+            if let Some((events, out)) = state.order.pop() {
                 return Ok(Step::Out(events, out));
             }
             if !state.upscaler.as_ref().is_some_and(|u| u.batch_ready()) {
@@ -283,8 +273,10 @@ impl MstGanSr {
         let Some(state) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
-        let (events, out) = state.outbox.pop_front().expect("a batch has windows");
-        Ok(Step::Out(events, out))
+        Ok(match state.order.pop() {
+            Some((events, out)) => Step::Out(events, out),
+            None => Step::Idle,
+        })
     }
 
     /// Makes each processed window's output buffer (or, for a dropped one, a QoS message) and
@@ -298,13 +290,12 @@ impl MstGanSr {
         let State {
             caps,
             upscaler,
-            discont_next,
+            order,
             ..
         } = state;
         let (Some(neg), Some(upscaler)) = (caps.as_mut(), upscaler.as_ref()) else {
             return Err(gst::FlowError::NotNegotiated);
         };
-        let mut outs = Vec::with_capacity(done.len());
         for (i, (d, v)) in done.iter().zip(verdicts).enumerate() {
             let meta = &d.window.centre().meta;
             let out = match (d.outcome, upscaler.output(i)) {
@@ -321,7 +312,6 @@ impl MstGanSr {
                     Some(self.make_output(neg, meta, rgb)?)
                 }
                 _ => {
-                    *discont_next = true;
                     let late_ns = match *v {
                         Verdict::TooLateToInfer(ns) | Verdict::Late(ns) => ns,
                         Verdict::Infer => 0,
@@ -330,18 +320,12 @@ impl MstGanSr {
                     None
                 }
             };
-            let out = out.map(|mut b| {
-                if std::mem::take(discont_next) {
-                    b.make_mut().set_flags(gst::BufferFlags::DISCONT);
-                }
+            if out.is_some() {
                 self.post_stats(|s| s.frames_out += 1);
-                b
+            }
+            order.queue(meta.seq, out, |b| {
+                b.make_mut().set_flags(gst::BufferFlags::DISCONT);
             });
-            outs.push((meta.seq, out));
-        }
-        for (seq, out) in outs {
-            let events = Self::events_before(state, seq);
-            state.outbox.push_back((events, out));
         }
         Ok(())
     }
@@ -460,7 +444,7 @@ impl MstGanSr {
             }
         }
         let rest: Vec<gst::Event> = match self.state.lock().unwrap().as_mut() {
-            Some(state) => state.held.drain(..).map(|(_, e)| e).collect(),
+            Some(state) => state.order.drain_held(),
             None => return Ok(()),
         };
         self.push_step(rest, None)
@@ -473,7 +457,7 @@ impl MstGanSr {
             let mut guard = self.state.lock().unwrap();
             if let Some(state) = guard.as_mut()
                 && let pending = state.upscaler.as_ref().map_or(0, |u| u.pending())
-                && pending + state.outbox.len() > 0
+                && pending + state.order.queued() > 0
             {
                 gst::log!(
                     CAT,
@@ -481,8 +465,7 @@ impl MstGanSr {
                     "holding {:?} behind {pending} frames",
                     event.type_(),
                 );
-                let seq = state.next_seq;
-                state.held.push_back((seq, event));
+                state.order.hold(event);
                 return true;
             }
         }
