@@ -104,7 +104,16 @@ pub fn candidate_names(
 
 /// Fixture models (tiny, untrained) used only when no trained model for the scale is installed.
 pub fn fixture_name(scale: u32) -> String {
-    format!("fixtures/fixture-x{scale}-t5.onnx")
+    format!("fixture-x{scale}-t5.onnx")
+}
+
+/// Where fixtures are looked for: `fixtures/` beside the bundled models (as meson installs
+/// them), then the test fixtures of the source tree this plugin was compiled from.
+fn fixture_dirs(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = dirs.iter().map(|d| d.join("fixtures")).collect();
+    out.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"));
+    out.dedup();
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +147,7 @@ pub fn resolve(
     if variant != Variant::Auto {
         return Err(tried);
     }
-    for d in &dirs {
+    for d in fixture_dirs(&dirs) {
         let p = d.join(fixture_name(scale));
         if p.is_file() {
             return Ok(Resolved {

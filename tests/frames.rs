@@ -30,7 +30,7 @@ fn upscale(
     upscale_with("fixture-x4-t5.onnx", w, h, n, props, cache)
 }
 
-/// As [`upscale`] with another model (a path relative to `models/fixtures`).
+/// As [`upscale`] with another model (a path relative to `tests/fixtures`).
 fn upscale_with(
     model: &str,
     w: u32,
@@ -295,7 +295,7 @@ fn sixteen_bit_path_matches_onnxruntime_golden() {
     // must survive within 1/255
     init();
     let name = "fixture-x4-t5";
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fixtures");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let input = std::fs::read(root.join(format!("golden-{name}.in.rgb"))).unwrap();
     let expect: Vec<f32> = std::fs::read(root.join(format!("golden-{name}.out.f32")))
         .unwrap()

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Element tests on CPU with the fixture models from `models/fixtures` (made by
+//! Element tests on CPU with the fixture models from `tests/fixtures` (made by
 //! `python -m mstgan.deploy.fixtures`).
 
 mod common;

@@ -19,7 +19,7 @@ from mstgansr_library.plan import plan
 from mstgansr_library.probe import ffmpeg, probe
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "models/fixtures/fixture-x2-t5.onnx"
+MODEL = ROOT / "tests/fixtures/fixture-x2-t5.onnx"
 
 
 def make_clip(path: Path, seconds: float, gop: int = 10, audio: bool = True, size: str = "64x48") -> None:

@@ -15,7 +15,7 @@
 # EMA weights only: what export needs) and $OUT/logs.tar (<label>.csv, <label>.out): the device
 # tool brings back at most 8 files of 16 MiB. Copy them back after checking the log:
 # cp <files_at>/<label>/last.pt models/checkpoints/<label>.pt; append <label>.csv to
-# models/logs/<label>.csv.
+# models/lab/logs/<label>.csv.
 #
 # Stage-1 runs train without the LPIPS-VGG term (w_perceptual=0: the fidelity stage uses a tiny
 # weight anyway, and VGG would halve the step rate); stage 2 uses it (VGG16 travels as int8).
@@ -37,14 +37,17 @@ burst() {
   IFS=, read -ra parts <<<"$opts"
   local run=${parts[0]} dir="runs/burst-$label" out="$OUT/$label"
   sets=("${parts[@]:1}")
-  if [ ! -f "options/$run.json" ]; then echo "[$label] error: no options/$run.json" >&2; return 2; fi
+  # shipped recipes in options/, experiment arms in lab/options/
+  local optf="options/$run.json"
+  if [ ! -f "$optf" ]; then optf="lab/options/$run.json"; fi
+  if [ ! -f "$optf" ]; then echo "[$label] error: no options/$run.json or lab/options/$run.json" >&2; return 2; fi
   # crops are cut on the GPU (device_sampler): the CPU sampler capped earlier bursts at ~11 steps/s
   local stage_sets=(w_perceptual=0 batch=64 lr_patch=64 device_sampler=true)
-  if grep -q '"stage": 2' "options/$run.json"; then stage_sets=(batch=16 lr_patch=48 device_sampler=true); fi
+  if grep -q '"stage": 2' "$optf"; then stage_sets=(batch=16 lr_patch=48 device_sampler=true); fi
   mkdir -p "$dir" "$out"
   if [ -f "checkpoints/$label.pt" ]; then cp "checkpoints/$label.pt" "$dir/last.pt"; fi
   local rc=0
-  PYTHONUNBUFFERED=1 python3 -m mstgan.training.train --opt "options/$run.json" --device "$DEVICE" --out "$dir" \
+  PYTHONUNBUFFERED=1 python3 -m mstgan.training.train --opt "$optf" --device "$DEVICE" --out "$dir" \
     --max-minutes "$MINUTES" --anneal-in-time --threads 4 --set datapack='"../.gpu/pack.npz"' "${stage_sets[@]}" \
     total_steps="$TOTAL" val_every=250 ckpt_every=250 name="\"$label\"" "${sets[@]}" \
     >"$OUT/logs/$label.out" 2>&1 || rc=$?

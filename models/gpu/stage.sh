@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 mode=${1:-}
 shift || true
 if [ "$mode" = back ]; then
-  git checkout -- models/*.onnx models/fixtures models/checkpoints
+  git checkout -- models/*.onnx tests/fixtures models/checkpoints
   if [ -f .gpu-aside/vgg16.npz ]; then mv .gpu-aside/vgg16.npz .gpu/lpips/; fi
   rmdir .gpu-aside 2>/dev/null || true
   git status --short
@@ -25,7 +25,7 @@ if [ "$mode" != aside ] || [ $# -eq 0 ]; then
   echo "usage: $0 aside <run spec>... | $0 back" >&2
   exit 2
 fi
-if ! git diff --quiet -- models/*.onnx models/fixtures models/checkpoints; then
+if ! git diff --quiet -- models/*.onnx tests/fixtures models/checkpoints; then
   echo "error: models/ has uncommitted ONNX/fixture/checkpoint changes: commit them first" >&2
   exit 1
 fi
@@ -34,20 +34,22 @@ for spec in "$@"; do
   head=${spec%%,*}
   if [[ $head == *=* ]]; then label=${head%%=*} opts=${spec#*=}; else label=$head opts=$spec; fi
   run=${opts%%,*}
+  optf="models/options/$run.json"
+  if [ ! -f "$optf" ]; then optf="models/lab/options/$run.json"; fi
   # a run resumes its own checkpoint if there is one (burst.sh), else starts from init_from
   if [ -f "models/checkpoints/$label.pt" ]; then
     keep+=("models/checkpoints/$label.pt")
   else
-    init=$(sed -n 's/.*"init_from": *"\([^"]*\)".*/\1/p' "models/options/$run.json")
+    init=$(sed -n 's/.*"init_from": *"\([^"]*\)".*/\1/p' "$optf")
     if [ -n "$init" ]; then keep+=("models/$init"); fi
   fi
-  if grep -q '"stage": 2' "models/options/$run.json"; then stage2=1; fi
+  if grep -q '"stage": 2' "$optf"; then stage2=1; fi
 done
 for f in models/checkpoints/*.pt; do
   if [[ " ${keep[*]} " != *" $f "* ]]; then rm "$f"; fi
 done
 rm -f models/*.onnx
-rm -rf models/fixtures
+rm -rf tests/fixtures
 if [ $stage2 = 0 ] && [ -f .gpu/lpips/vgg16.npz ]; then
   mkdir -p .gpu-aside
   mv .gpu/lpips/vgg16.npz .gpu-aside/

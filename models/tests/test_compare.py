@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from mstgan.paths import FIXTURES
 from mstgan.tools import compare as C
 from mstgan.data.degradation import degrade_bi
 from mstgan.losses.lpips import LPIPS, fetch_reference_pairs
@@ -74,9 +75,9 @@ def tiny_vid4(tmp_path_factory, shared_data):
 @pytest.fixture(scope="module")
 def fixture_models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
-    shutil.copy(C.MODELS / "fixtures" / "fixture-x4-t5.onnx", d / "mstgan-x4-fixture.onnx")
+    shutil.copy(FIXTURES / "fixture-x4-t5.onnx", d / "mstgan-x4-fixture.onnx")
     for part in ("extractor", "fusion"):  # parts of the model, not models of their own
-        shutil.copy(C.MODELS / "fixtures" / f"fixture-x4-t5.{part}.onnx", d / f"mstgan-x4-fixture.{part}.onnx")
+        shutil.copy(FIXTURES / f"fixture-x4-t5.{part}.onnx", d / f"mstgan-x4-fixture.{part}.onnx")
     return d
 
 
@@ -166,7 +167,7 @@ def test_bench_pipelines_count_every_frame(tmp_path):
     env = C.plugin_env(None)
     frames = B.make_frames(48, 32, 5, tmp_path)
     assert frames.stat().st_size == 48 * 32 * 4 * 5
-    fixture = C.MODELS / "fixtures" / "fixture-x2-t5.onnx"
+    fixture = FIXTURES / "fixture-x2-t5.onnx"
     ms = [B.Method("fixture", f'mstgansr scale=2 model-location="{fixture}" execution-provider=cpu threads=1'),
           B.Method("videoscale lanczos", "videoscale method=lanczos ! video/x-raw,width={W},height={H}")]
     for m in ms:

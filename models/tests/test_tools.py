@@ -106,11 +106,10 @@ def test_task_arithmetic_adds_the_stage2_change_and_leaves_grown_modules_alone()
 
 
 def test_profile_sums_kernel_time_per_operator():
-    from pathlib import Path
-
     from mstgan.lab.op_profile import op_times
+    from mstgan.paths import FIXTURES
 
-    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "fixture-x4-t5.onnx"
+    fixture = FIXTURES / "fixture-x4-t5.onnx"
     times = op_times(fixture, hw=(24, 32), runs=2, threads=1)
     assert times["Conv"] > 0 and times["GridSample"] > 0 and "Resize" in times
     assert list(times.values()) == sorted(times.values(), reverse=True)

@@ -12,7 +12,7 @@ use crate::engine::Arch;
 /// Peak memory one inference adds to the process, onnxruntime's arena included, on a `width` x
 /// `height` input with a window of `window` frames. Fitted above what `python -m
 /// mstgan.tools.ort_memory` measures with the element's session options on every shipped file
-/// (`models/logs/ort-memory.out`): the MST network takes ~3,400 B per input pixel at T=5 and
+/// (`models/lab/logs/ort-memory.out`): the MST network takes ~3,400 B per input pixel at T=5 and
 /// ~5,400 at T=7 on 768 px tiles (its features grow with T; the arena's doubling regions grow the
 /// share at larger tiles), the fast tier ~50 B x scale².
 pub fn estimated_bytes(

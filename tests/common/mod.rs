@@ -22,7 +22,7 @@ pub fn init() {
 
 pub fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("models/fixtures")
+        .join("tests/fixtures")
         .join(name)
         .to_string_lossy()
         .into_owned()

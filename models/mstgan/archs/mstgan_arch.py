@@ -56,6 +56,22 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
+@torch.no_grad()
+def equalise_phase_dc(conv: nn.Conv2d, scale: int) -> None:
+    """Projects a sub-pixel convolution (3 * scale^2 outputs read by ``pixel_shuffle``) so that
+    the scale x scale phases of each colour answer a flat input alike: equal kernel sums and
+    biases across phases. A flat LR area then stays flat at HR, with no dot grid of period
+    ``scale`` (the checkerboard-free condition of Sugawara et al., 2018). The constraint is
+    linear, so averages of projected weights (the EMA) keep it."""
+    s2 = scale * scale
+    dc = conv.weight.sum(dim=(2, 3))  # [co * s2, cin]
+    per = dc.view(-1, s2, dc.shape[1])
+    delta = (per - per.mean(1, keepdim=True)).reshape_as(dc) / (conv.weight.shape[2] * conv.weight.shape[3])
+    conv.weight.sub_(delta[..., None, None])
+    b = conv.bias.view(-1, s2)
+    b.copy_(b.mean(1, keepdim=True).expand_as(b))
+
+
 def _resize_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
 
@@ -277,15 +293,17 @@ class MSTGenerator(nn.Module):
         context_ch: their channels.
         align: ``False`` fuses the neighbours' features unwarped (no flow network): the ablation
             that tells what the alignment is worth.
+        phase_dc: keep the two sub-pixel convolutions checkerboard-free
+            (``equalise_phase_dc``); training re-projects after every step, loading once.
     Input ``[N, T, 3, H, W]`` RGB in [0, 1]; output ``[N, 3, s*H, s*W]``.
     """
 
     def __init__(self, scale: int = 4, n_frames: int = 5, feat_ch: int = 32, ch: int = 48,
                  n_blocks: int = 10, flow_ch: int = 24, refine_blocks: int = 2, skip_mode: str = "bicubic",
-                 context_blocks: int = 0, context_ch: int = 64, align: bool = True):  # fmt: skip
+                 context_blocks: int = 0, context_ch: int = 64, align: bool = True, phase_dc: bool = False):  # fmt: skip
         super().__init__()
         assert n_frames % 2 == 1, "window must be odd so the centre frame is defined"
-        self.scale, self.n_frames, self.skip_mode = scale, n_frames, skip_mode
+        self.scale, self.n_frames, self.skip_mode, self.phase_dc = scale, n_frames, skip_mode, phase_dc
         self.extractor = FeatureExtractor(feat_ch)
         self.flow = PyramidFlow(flow_ch) if align else None
         self.fusion = TemporalFusion(feat_ch, ch, n_frames, context_blocks, context_ch)
@@ -299,6 +317,12 @@ class MSTGenerator(nn.Module):
         )
         self.refine = DetailRefinement(ch, scale, refine_blocks)
         self.skip = CubicUpsample(scale) if skip_mode == "bicubic" else None
+
+    def equalise_phases(self) -> None:
+        """Applies the ``phase_dc`` constraint to the current weights (a no-op without it)."""
+        if self.phase_dc:
+            equalise_phase_dc(self.upsample[2], self.scale)
+            equalise_phase_dc(self.refine.out, self.scale)
 
     def extract(self, frames: torch.Tensor) -> list[torch.Tensor]:
         """Per-frame features of ``frames`` [N, 3, H, W] at 3 levels: what an element caches."""

@@ -14,5 +14,7 @@ def load_generator(ckpt: str | Path, use_ema: bool = True) -> tuple[MSTGenerator
     opt = st["options"]
     g = generator_from_options(opt)
     g.load_state_dict(st["ema" if use_ema else "G"])
+    if hasattr(g, "equalise_phases"):
+        g.equalise_phases()
     return g.eval(), st
 

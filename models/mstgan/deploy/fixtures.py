@@ -1,7 +1,7 @@
 """Tiny untrained generators that follow the model contract, and golden outputs, for the
 element's tests. Deterministic (seeded); each file is a few tens of kB.
 
-    python -m mstgan.deploy.fixtures --out fixtures
+    python -m mstgan.deploy.fixtures --out ../tests/fixtures
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 
 from mstgan.archs.mstgan_arch import FastGenerator, MSTGenerator
 from mstgan.deploy.export import export_onnx, export_split, read_metadata, split_parity
-from mstgan.paths import MODELS
+from mstgan.paths import FIXTURES
 from mstgan.data.clips import window_indices
 
 FIXTURES = [(2, 5), (3, 5), (4, 5), (4, 3), (4, 7)]  # (scale, window); T=7 as the shipped x4 fidelity model
@@ -135,7 +135,7 @@ def broken_models(out: Path) -> list[Path]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(MODELS / "fixtures"))
+    ap.add_argument("--out", default=str(FIXTURES))
     ap.add_argument("--only", choices=["all", "broken", "fast", "t7"], default="all",
                     help="broken / fast / t7: only the contract-breaking / fast-tier / T=7 models (the others stay byte for byte)")
     args = ap.parse_args(argv)

@@ -29,10 +29,10 @@ from mstgan.deploy.export import fusion_inputs, read_metadata, set_metadata, spl
 # The bicubic skip (a fixed convolution) is the base image itself: quantising it would put 8-bit
 # steps into every output pixel.
 # The fast tier's head (a 6x6 stride-2 conv of the raw frames at x2) is int8: it lost 0.16 dB under
-# moving-average min/max ranges (logs/int8-x2-fast-head.out), not with percentile ones (below).
+# moving-average min/max ranges (lab/logs/int8-x2-fast-head.out), not with percentile ones (below).
 # The flow estimator is int8 (2026-12-03): Vid4 x4 -0.004 dB against the float-flow file, and
 # on OpenVINO it takes the element's x4 INT8 from 1.61x to 1.87x FP32's steady speed (its fusion graph
-# is then int8 convolutions from end to end but for the warp; logs/openvino-x4.out).
+# is then int8 convolutions from end to end but for the warp; lab/logs/openvino-x4.out).
 FLOAT_PREFIXES = ("/g/extractor/", "/g/upsample/upsample.2/", "/g/refine/out/", "/g/skip/")
 # Per architecture (the model's ``arch`` metadata): the operator types given int8 inputs and
 # outputs (QDQ around them) and how activation ranges are calibrated.
@@ -41,13 +41,13 @@ FLOAT_PREFIXES = ("/g/extractor/", "/g/upsample/upsample.2/", "/g/refine/out/", 
 # float add / quantise between blocks (x2 fast, 320x240: 1.43x -> 1.87x FP32's speed per
 # window); ranges from the 99.999th percentile: under moving-average min/max ranges an int8 head
 # alone took the output from 49.5 to 41.7 dB from FP32's, the whole chain with percentiles is at
-# 52.4 (logs/int8-fast-chain.out).
+# 52.4 (lab/logs/int8-fast-chain.out).
 # mst: the fast recipe ran the x4 fidelity window 1.19x instead of 1.13x faster, at 43.7 instead
 # of 53.7 dB from FP32's output: its float parts (flow, GridSample, extractor) bound it.
 # Weights are 7-bit (reduce_range: -64..64). Without VNNI (AVX2, AVX512BW: most AMD EPYCs, older
 # Xeons) onnxruntime's u8 x s8 kernels sum pairs of products in 16 bits with saturation: 2 x 255 x 127
 # overflows it, 2 x 255 x 64 cannot. 8-bit weights cost the x4 fidelity model 0.19 dB on an AMD
-# EPYC and 0.003 dB on a VNNI Xeon; 7-bit weights make one file exact on both (logs/int8-isa-*.out).
+# EPYC and 0.003 dB on a VNNI Xeon; 7-bit weights make one file exact on both (lab/logs/int8-isa-*.out).
 WEIGHT_BITS = 7
 RECIPES = {
     "fast": {"ops": ("Conv", "Add", "Relu", "LeakyRelu"), "calib": CalibrationMethod.Percentile,

@@ -2,7 +2,7 @@
 
 Exports each checkpoint to ONNX (FP32), quantises it to INT8, evaluates FP32, INT8 and bicubic
 on Vid4 (PSNR/SSIM-Y; LPIPS-alex and tOF at x4), times FP32 vs INT8 on CPU in the same run, and
-writes ``results.json`` + ``results.md`` next to the models.
+writes ``release.json`` + ``release.md`` next to the models.
 
     python -m mstgan.deploy.release --model x4:fidelity:checkpoints/x4_stage1.pt \\
         --model x4:perceptual:checkpoints/x4_stage2.pt --out ..
@@ -30,15 +30,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=[], help="x<scale>:<variant>:<checkpoint> (repeatable)")
     ap.add_argument("--speed", action="store_true",
-                    help="only re-time FP32 vs INT8 of every model in results.json (run on an idle machine)")
+                    help="only re-time FP32 vs INT8 of every model in release.json (run on an idle machine)")
     ap.add_argument("--out", default=str(MODELS), help="folder for the .onnx files")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--split", action="store_true",
-                    help="only (re)write the feature-caching pairs of every model in results.json from its checkpoint")
+                    help="only (re)write the feature-caching pairs of every model in release.json from its checkpoint")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    res_path = out / "results.json"
+    res_path = out / "release.json"
     # models released earlier stay in the results unless released again
     results = json.loads(res_path.read_text()) if res_path.exists() else {"models": [], "bicubic": {}}
     results.update({"machine": machine(), "threads": args.threads})
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
             print(f"x{m['scale']} {m['variant']}: FP32 {m['cpu_s_fp32'] * 1000:.0f} ms, INT8 {m['cpu_s_int8'] * 1000:.0f} ms "
                   f"({m['cpu_s_fp32'] / m['cpu_s_int8']:.2f}x)")  # fmt: skip
         res_path.write_text(json.dumps(results, indent=1) + "\n")
-        (out / "results.md").write_text(to_markdown(results))
+        (out / "release.md").write_text(to_markdown(results))
         return 0
     if args.split:
         for m in results["models"]:
@@ -98,9 +98,9 @@ def main(argv=None) -> int:
     if not args.skip_eval:
         for s in sorted(scales - {int(k[1:]) for k in results["bicubic"]}):
             results["bicubic"][f"x{s}"] = evaluate("bicubic", s, _vid4(), s == 4, args.threads)["average"]
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    (out / "results.md").write_text(to_markdown(results))
-    print((out / "results.md").read_text())
+    (out / "release.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "release.md").write_text(to_markdown(results))
+    print((out / "release.md").read_text())
     return 0
 
 

@@ -2,8 +2,8 @@
 crops, learning rate; the options files differ only in ``arch``) and reports each arm's FLOPs,
 parameters, training time and PSNR-Y on the held-out clips and on Vid4.
 
-    python -m mstgan.lab.ablation options/ablation/abl_x4_mst.json \\
-        options/ablation/abl_x4_noalign.json options/ablation/abl_x4_early.json
+    python -m mstgan.lab.ablation lab/options/ablation/abl_x4_mst.json \\
+        lab/options/ablation/abl_x4_noalign.json lab/options/ablation/abl_x4_early.json
 
 Each arm trains in ``runs/<name>`` (resumed if it stopped, skipped if it finished) one after the
 other, with ``MSTGAN_TRAIN_DATA`` as for training; the best-on-validation EMA weights are evaluated.

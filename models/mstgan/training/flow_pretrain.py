@@ -8,7 +8,7 @@ frames and cached, at every pyramid level, together with the photometric loss (w
 better than its teacher where DIS is wrong) and an edge-aware smoothness term. Pairs are 1 to
 ``max_distance`` frames apart in both directions: the neighbours a window of T frames aligns.
 
-    python -m mstgan.training.flow_pretrain --opt options/ablation/abl_x4_mst.json \\
+    python -m mstgan.training.flow_pretrain --opt lab/options/ablation/abl_x4_mst.json \\
         --out runs/flow_abl_x4 --steps 3000
 
 The result (``<out>/flow.pt``: the flow network's weights and how they were made) is what a

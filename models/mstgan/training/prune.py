@@ -10,7 +10,7 @@ column in the second (what it reads times what it writes); a channel whose ReLU 
 are also scored by how often they fire on calibration windows, and the two ranks are multiplied.
 
     python -m mstgan.training.prune --ckpt runs/x2_fast/best.pt --keep 0.75 --out runs/x2_fast_pruned_init.pt
-    python -m mstgan.training.train --opt options/x2_fast_pruned.json   # init_from that file
+    python -m mstgan.training.train --opt lab/options/x2_fast_pruned.json   # init_from that file
 """
 
 from __future__ import annotations

@@ -154,6 +154,7 @@ class Trainer:
         self.val_id = digest.hexdigest()[:16]
         self.G = generator_from_options(opt).to(self.device)
         self.ema = generator_from_options(opt).to(self.device).requires_grad_(False)
+        self._project(self.G, self.ema)
         self.ema.load_state_dict(self.G.state_dict())
         self.fwd = self.G
         self.set_speed(opt["amp_bf16"], opt["channels_last"], opt["compile"])
@@ -199,11 +200,14 @@ class Trainer:
         st = torch.load(path, map_location=self.device, weights_only=False)
         self.G.load_state_dict(st["G"])
         self.ema.load_state_dict(st["ema"])
+        self._project(self.G, self.ema)
         self.opt_g.load_state_dict(st["opt_g"])
         self.step, self.best, self.bad_evals = st["step"], st["best"], st.get("bad_evals", 0)
-        if st.get("val_id") != self.val_id:
-            print(f"validation crops differ from the checkpoint's: best {self.best} reset", flush=True)
-            self.best, self.bad_evals = {"psnr": -1.0, "lpips": 9.0, "step": -1}, 0
+        for what, differs in (("validation crops", st.get("val_id") != self.val_id),
+                              ("architecture options", st["options"]["arch"] != self.opt["arch"])):  # fmt: skip
+            if differs:
+                print(f"{what} differ from the checkpoint's: best {self.best} reset", flush=True)
+                self.best, self.bad_evals = {"psnr": -1.0, "lpips": 9.0, "step": -1}, 0
         torch.set_rng_state(st["rng"]["torch"].cpu())
         self.sampler.rng.bit_generator.state = st["rng"]["numpy"]
         random.setstate(st["rng"]["python"])
@@ -236,7 +240,15 @@ class Trainer:
                     own[f"{name}.body.{conv}.{k}"] = torch.zeros_like(own[f"{name}.body.{conv}.{k}"])
         self.G.load_state_dict(own)
         self.ema.load_state_dict(own)
+        self._project(self.G, self.ema)
         return sorted(set(own) - set(take))
+
+    @staticmethod
+    def _project(*gens) -> None:
+        """Weight constraints of the architecture (``phase_dc``) after each change of weights."""
+        for g in gens:
+            if hasattr(g, "equalise_phases"):
+                g.equalise_phases()
 
     # ---- training ----------------------------------------------------------------------------
     def set_speed(self, amp_bf16: bool, channels_last: bool, compile_: bool) -> None:
@@ -329,6 +341,7 @@ class Trainer:
         total.backward()
         torch.nn.utils.clip_grad_norm_(self.G.parameters(), 1.0)
         self.opt_g.step()
+        self._project(self.G)
         if self.stage2:
             self.D.requires_grad_(True)
             real = hr + noise * torch.randn_like(hr)
