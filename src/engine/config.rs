@@ -17,6 +17,24 @@ pub enum Provider {
     OpenVino,
 }
 
+impl Provider {
+    /// Whether sessions are compiled per input shape: OpenVINO's are (see `shaped`), so a
+    /// graph is first read on the CPU provider, for the checks, and the feature-cache pair runs
+    /// there too.
+    pub fn per_shape(self) -> bool {
+        self == Provider::OpenVino
+    }
+
+    /// The provider a graph is loaded on before any input shape is known.
+    pub fn loads_on(self) -> Provider {
+        if self.per_shape() {
+            Provider::Cpu
+        } else {
+            self
+        }
+    }
+}
+
 /// The execution provider that registered: what actually runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActiveProvider {
@@ -260,5 +278,25 @@ impl EngineConfig {
     pub fn with_feature_cache(mut self, on: bool) -> Self {
         self.feature_cache = on;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_openvino_compiles_per_shape_and_loads_on_the_cpu_first() {
+        assert!(Provider::OpenVino.per_shape());
+        assert_eq!(Provider::OpenVino.loads_on(), Provider::Cpu);
+        for p in [
+            Provider::Auto,
+            Provider::Cpu,
+            Provider::Cuda,
+            Provider::TensorRt,
+        ] {
+            assert!(!p.per_shape());
+            assert_eq!(p.loads_on(), p);
+        }
     }
 }

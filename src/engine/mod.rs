@@ -365,15 +365,11 @@ impl Engine {
                     .into(),
             ));
         }
-        // OpenVINO compiles per input size (see `shaped`): the file is read on the CPU
-        // provider for the checks, and compiled when the first frame's size is known
-        let load_on = match cfg.provider {
-            Provider::OpenVino => {
-                openvino_available()?;
-                Provider::Cpu
-            }
-            other => other,
-        };
+        if cfg.provider == Provider::OpenVino {
+            openvino_available()?;
+        }
+        // a per-shape provider compiles when the first frame's size is known
+        let load_on = cfg.provider.loads_on();
         let (mut builder, mut active_provider, mut skipped_providers) =
             session_builder(cfg, load_on)?;
         if cfg.provider == Provider::OpenVino {

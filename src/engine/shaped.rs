@@ -45,7 +45,7 @@ impl Graph {
         provider: Provider,
         spinning: bool,
     ) -> Self {
-        if provider != Provider::OpenVino {
+        if !provider.per_shape() {
             return Graph::Dynamic(generic);
         }
         let mut symbols: Vec<String> = Vec::new();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use ort::session::{RunOptions, Session};
 use ort::value::TensorRef;
 
-use super::config::{ActiveProvider, EngineConfig, Provider};
+use super::config::{ActiveProvider, EngineConfig};
 use super::contract;
 use super::providers::session_builder;
 use super::shaped::Graph;
@@ -82,10 +82,7 @@ fn load_pair(
     ext_path: &Path,
     fus_path: &Path,
 ) -> Result<SplitGraphs, String> {
-    let load_on = match active {
-        ActiveProvider::OpenVino => Provider::Cpu,
-        other => other.as_request(),
-    };
+    let load_on = active.as_request().loads_on();
     let load_one = |path: &Path| -> Result<Session, String> {
         let (b, _, _) = session_builder(cfg, load_on).map_err(|e| e.to_string())?;
         // the two graphs run back to back on separate thread pools: a pool that spins after

@@ -1,11 +1,221 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
-//! Loading: which model file runs (variant, precision, the CPU's INT8 kernels), its engine,
-//! and the memory budget, tiling and batching the settings allow.
+//! Loading and planning: which model file runs (variant, precision, the CPU's INT8 kernels), its
+//! engine, the memory budget, tiling and batching the settings allow, and what new caps need
+//! (the plan for the frame size, the warm-up, the latency).
 
 use super::*;
 
 impl MstGanSr {
+    /// Starting: resolves and opens the model (threads capped at the cores, the provider said
+    /// once) and sets up the state.
+    pub(super) fn open(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let (model_path, is_fixture) = self.resolve_model(&settings)?;
+        if is_fixture {
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Settings,
+                (
+                    "no trained x{} model is installed: using the untrained test fixture {} \
+                     (output is close to bilinear)",
+                    settings.scale,
+                    model_path.display()
+                ),
+                ["set model-location to a trained model or install the bundled models"]
+            );
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = settings.threads as usize;
+        let threads = if threads > cores {
+            // more threads than cores only makes onnxruntime's workers wait on each other
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                ("threads={threads} is more than the {cores} core(s) available: using {cores}")
+            );
+            cores
+        } else {
+            threads
+        };
+        let (engine, model_path) = self.load_engine(&settings, model_path, threads)?;
+        if settings.execution_provider == ExecutionProvider::Auto
+            && engine.active_provider() == ActiveProvider::Cpu
+        {
+            let why: Vec<String> = engine
+                .skipped_providers()
+                .iter()
+                .map(|(p, r)| format!("{p}: {r}"))
+                .collect();
+            if crate::engine::gpu_present() {
+                gst::element_imp_warning!(
+                    self,
+                    gst::LibraryError::Init,
+                    ("execution-provider=auto fell back to CPU: a GPU is present but no GPU provider could be used"),
+                    ["{}", why.join("; ")]
+                );
+            } else {
+                // the normal case on a machine without a GPU: say what runs, not a warning
+                gst::element_imp_info!(
+                    self,
+                    gst::LibraryError::Init,
+                    ("running on the CPU provider (no NVIDIA GPU here, no OpenVINO build loaded)"),
+                    [
+                        "execution-provider=auto runs on the CPU provider: {}",
+                        why.join("; ")
+                    ]
+                );
+            }
+        }
+        let info = engine.info().clone();
+        gst::info!(
+            CAT,
+            imp = self,
+            "loaded {} (x{}, T={}, {}, v{}) on {}",
+            model_path.display(),
+            info.scale,
+            info.window,
+            info.precision,
+            info.version,
+            engine.active_provider()
+        );
+        match engine.feature_cache() {
+            FeatureCache::Rejected(why) => gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                ("feature cache off, running the whole graph: {}", why)
+            ),
+            other => gst::info!(CAT, imp = self, "feature cache: {other:?}"),
+        }
+        self.tiles_done.store(0, Ordering::Relaxed);
+        let running = Running::of(&engine, model_path, threads);
+        let upscaler = Upscaler::new(engine).with_progress(self.tiles_done.clone());
+        *self.timing.lock().unwrap() = Timing {
+            radius: (info.window / 2) as u64,
+            proportion: 1.0,
+            ..Timing::default()
+        };
+        *self.stats.lock().unwrap() = Stats::default();
+        *self.state.lock().unwrap() = Some(State {
+            upscaler: Some(upscaler),
+            running,
+            caps: None,
+            order: Sequencer::default(),
+            newest_pts: None,
+            lateness: Lateness::new(None),
+            stepped_down: false,
+        });
+        Ok(())
+    }
+
+    /// New caps: the previous caps' frames leave first, then the frame size is planned and, for
+    /// a live source, the model timed (see [`MstGanSr::prepare`]) and the latency announced.
+    pub(super) fn configure(
+        &self,
+        incaps: &gst::Caps,
+        outcaps: &gst::Caps,
+    ) -> Result<(), gst::LoggableError> {
+        // frames of the previous caps leave with the previous caps
+        self.drain_and_push()
+            .map_err(|e| gst::loggable_error!(CAT, "draining before new caps failed: {e:?}"))?;
+        let in_info = VideoInfo::from_caps(incaps)
+            .map_err(|_| gst::loggable_error!(CAT, "bad input caps {incaps}"))?;
+        let out_info = VideoInfo::from_caps(outcaps)
+            .map_err(|_| gst::loggable_error!(CAT, "bad output caps {outcaps}"))?;
+        let settings = self.settings.lock().unwrap().clone();
+        let mut upstream = gst::query::Latency::new();
+        let answered = self.obj().sink_pad().peer_query(&mut upstream);
+        let live = answered && upstream.result().0;
+        let upstream_min = if answered {
+            upstream.result().1
+        } else {
+            gst::ClockTime::ZERO
+        };
+        let s = settings.scale;
+        if in_info.format() != out_info.format()
+            || out_info.width() != in_info.width() * s
+            || out_info.height() != in_info.height() * s
+        {
+            return Err(gst::loggable_error!(
+                CAT,
+                "output caps {outcaps} are not the input at x{s}"
+            ));
+        }
+        let pixels = PixelPath::new(&in_info).map_err(|e| gst::loggable_error!(CAT, "{e}"))?;
+        let (w, h) = (in_info.width() as usize, in_info.height() as usize);
+        let frame = frame_duration(&in_info);
+        let limits = self.limits(&settings, live);
+        // one step down at most, decided here or on sustained lateness
+        let (running, may_step_down) = {
+            let guard = self.state.lock().unwrap();
+            let state = guard
+                .as_ref()
+                .ok_or_else(|| gst::loggable_error!(CAT, "caps set before start"))?;
+            let may = tier::may_step_down(&settings) && !state.stepped_down;
+            (state.running.clone(), may)
+        };
+        // planning and the warm-up run on the upscaler outside the state lock
+        let prepared = self
+            .lend(|up| {
+                self.prepare(
+                    up,
+                    &settings,
+                    (w, h),
+                    frame,
+                    limits,
+                    live,
+                    &running,
+                    may_step_down,
+                )
+            })
+            .ok_or_else(|| gst::loggable_error!(CAT, "caps set before start"))?;
+        let mut guard = self.state.lock().unwrap();
+        let state = guard
+            .as_mut()
+            .ok_or_else(|| gst::loggable_error!(CAT, "stopped while configuring"))?;
+        let Prepared {
+            warm,
+            plan,
+            feature_cache_active,
+            cross_wait,
+            stepped_down,
+            fast,
+        } = prepared?;
+        state.running.feature_cache_active = feature_cache_active;
+        state.stepped_down |= stepped_down;
+        if let Some(fast) = fast {
+            self.install(state, fast);
+        }
+        state.lateness = Lateness::new(frame.map(|f| f.nseconds()));
+        state.caps = Some(Negotiated {
+            in_info,
+            out_info,
+            pixels,
+        });
+        drop(guard);
+        let changed = {
+            let mut t = self.timing.lock().unwrap();
+            t.frame = frame.or(Some(gst::ClockTime::ZERO));
+            t.batch = plan.batch as u64;
+            t.cross_wait = cross_wait;
+            t.upstream_live = live;
+            t.upstream_min = upstream_min;
+            if warm.is_some() {
+                t.processing = warm;
+            }
+            self.refresh_latency(&mut t)
+        };
+        if changed {
+            self.announce_latency();
+        }
+        gst::debug!(
+            CAT,
+            imp = self,
+            "configured {incaps} -> {outcaps} (live: {live}, warm-up {warm:?})"
+        );
+        Ok(())
+    }
+
     /// Opens `model_path` with the settings' provider and precision; `precision=auto` says which
     /// INT8 file it loaded and why, or takes the FP32 file beside one that would lose quality on
     /// this CPU. Returns the file that runs.
