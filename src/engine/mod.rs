@@ -458,6 +458,24 @@ impl Engine {
         &self.described.feature_cache
     }
 
+    /// What every run checks first: the input's size (`frames` values, `feats` feature sets for
+    /// a cached run), then the stop flag. Returns T, the scale and the run's failure wording.
+    fn begin(
+        &self,
+        frames: usize,
+        feats: Option<usize>,
+        batch: usize,
+        width: usize,
+        height: usize,
+    ) -> Result<(usize, usize, impl Fn(String) -> EngineError + use<>), EngineError> {
+        let t = self.described.info.window;
+        let s = self.described.info.scale as usize;
+        let fail = inference_failure(batch * t, width, height);
+        check_batch(frames, feats, batch, t, width * height).map_err(&fail)?;
+        self.stop.check()?;
+        Ok((t, s, fail))
+    }
+
     /// Runs `batch` windows: `frames` is `[N, T, 3, H, W]` planar RGB (len N*T*3*H*W); writes
     /// `[N, 3, s*H, s*W]` into `out`.
     pub fn run(
@@ -468,11 +486,7 @@ impl Engine {
         height: usize,
         out: &mut [f32],
     ) -> Result<(), EngineError> {
-        let t = self.described.info.window;
-        let s = self.described.info.scale as usize;
-        let fail = inference_failure(batch * t, width, height);
-        check_batch(frames.len(), None, batch, t, width * height).map_err(&fail)?;
-        self.stop.check()?;
+        let (t, s, fail) = self.begin(frames.len(), None, batch, width, height)?;
         if self.cross_batch().is_some() {
             return self.run_cross(frames, None, (batch, width, height), out, &fail);
         }
@@ -529,11 +543,7 @@ impl Engine {
         height: usize,
         out: &mut [f32],
     ) -> Result<(), EngineError> {
-        let t = self.described.info.window;
-        let s = self.described.info.scale as usize;
-        let fail = inference_failure(batch * t, width, height);
-        check_batch(frames.len(), Some(feats.len()), batch, t, width * height).map_err(&fail)?;
-        self.stop.check()?;
+        let (_, s, fail) = self.begin(frames.len(), Some(feats.len()), batch, width, height)?;
         if self.cross_batch().is_some() {
             let mut stacked: [Vec<f32>; 3] = Default::default();
             let dims = split::stack(feats, &mut stacked).map_err(&fail)?;
