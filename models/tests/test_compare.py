@@ -202,3 +202,15 @@ def test_validation_split_is_the_held_out_clips(shared_data):
     assert qp32["average"]["psnr"] < clean["average"]["psnr"]
     with pytest.raises(ValueError, match="dataset must be"):
         evaluate("bicubic", 4, shared_data / "vid4", dataset="vid5")
+
+
+def test_every_shipped_file_is_its_own_method(tmp_path):
+    """A variant with a dash (fast-real) is one variant, not the fast model twice."""
+    for name in ("mstgan-x4-fast", "mstgan-x4-fast-int8", "mstgan-x4-fast-real", "mstgan-x4-fast-real-int8",
+                 "mstgan-x4-fidelity", "mstgan-x4-fidelity.extractor"):  # fmt: skip
+        (tmp_path / f"{name}.onnx").write_bytes(b"")
+    got = sorted((s, v, p) for s, v, p, _ in C.shipped_models(tmp_path))
+    assert got == [(4, "fast", "fp32"), (4, "fast", "int8"), (4, "fast-real", "fp32"), (4, "fast-real", "int8"),
+                   (4, "fidelity", "fp32")]  # fmt: skip
+    labels = [m.label for m in C.methods_for(4, 2, None, tmp_path)]
+    assert len(set(labels)) == len(labels), labels

@@ -77,9 +77,10 @@ def shipped_models(models_dir: Path = MODELS) -> list[tuple[int, str, str, Path]
     for p in sorted(models_dir.glob("mstgan-x*-*.onnx")):
         if "." in p.stem:  # <model>.extractor.onnx / .fusion.onnx: parts of a model, not models
             continue
-        parts = p.stem.split("-")  # mstgan, x4, fidelity[, int8]
-        scale, variant = int(parts[1][1:]), parts[2]
-        out.append((scale, variant, "int8" if parts[-1] == "int8" else "fp32", p))
+        parts = p.stem.split("-")  # mstgan, x4, fast, real[, int8]
+        int8 = parts[-1] == "int8"
+        scale, variant = int(parts[1][1:]), "-".join(parts[2 : len(parts) - int8])
+        out.append((scale, variant, "int8" if int8 else "fp32", p))
     return out
 
 
