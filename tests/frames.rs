@@ -161,13 +161,16 @@ fn a_memory_limit_is_an_error_not_an_abort() {
     init();
     // 4096x2160 at x2 under ~1.2 GB of address space: the frames alone do not fit
     let model = fixture("fixture-x2-t5.onnx");
-    let (code, text) = gst_launch_limited(
-        1_200_000,
-        &format!(
-            "videotestsrc num-buffers=3 ! video/x-raw,format=RGB,width=4096,height=2160 ! \
-             mstgansr scale=2 execution-provider=cpu model-location={model} ! fakesink"
-        ),
-    );
+    let limited = |(w, h): (u32, u32)| {
+        gst_launch_limited(
+            1_200_000,
+            &format!(
+                "videotestsrc num-buffers=3 ! video/x-raw,format=RGB,width={w},height={h} ! \
+                 mstgansr scale=2 execution-provider=cpu model-location={model} ! fakesink"
+            ),
+        )
+    };
+    let (code, text) = limited((4096, 2160));
     // an element error ends gst-launch with 1; an abort would be a signal (no code)
     assert_eq!(code, Some(1), "{text}");
     assert!(
@@ -175,13 +178,7 @@ fn a_memory_limit_is_an_error_not_an_abort() {
         "{text}"
     );
     // a smaller stream under the same limit runs, in tiles
-    let (code, text) = gst_launch_limited(
-        1_200_000,
-        &format!(
-            "videotestsrc num-buffers=3 ! video/x-raw,format=RGB,width=640,height=360 ! \
-             mstgansr scale=2 execution-provider=cpu model-location={model} ! fakesink"
-        ),
-    );
+    let (code, text) = limited((640, 360));
     assert_eq!(code, Some(0), "{text}");
 }
 

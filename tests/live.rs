@@ -99,17 +99,13 @@ fn discont_within_max_gap_continues_the_window() {
 fn live_source_behind_a_leaky_queue_keeps_distinct_neighbours() {
     init();
     // a 120 fps live source into a slower upscaler: the queue must drop frames
-    let pipeline = gst::parse::launch(&format!(
+    let (pipeline, sr) = launch(&format!(
         "videotestsrc is-live=true pattern=ball ! video/x-raw,format=RGB,width=160,height=120,framerate=120/1 ! \
          queue leaky=downstream max-size-buffers=8 max-size-bytes=0 max-size-time=0 ! \
          mstgansr name=sr model-location={} scale=4 execution-provider=cpu threads=1 ! \
          queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! fakesink sync=true",
         fixture("fixture-x4-t5.onnx")
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sr = pipeline.by_name("sr").unwrap();
+    ));
     let disconts = Arc::new(AtomicU64::new(0));
     let d = disconts.clone();
     sr.static_pad("sink")
@@ -541,17 +537,13 @@ fn late_frames_by_the_clock_are_resized_or_dropped() {
 fn live_overload_resizes_late_frames_and_keeps_the_rate() {
     init();
     let run = |policy: &str| {
-        let pipeline = gst::parse::launch(&format!(
+        let (pipeline, sr) = launch(&format!(
             "videotestsrc is-live=true pattern=ball ! video/x-raw,format=RGB,width=160,height=120,framerate=60/1 ! \
              queue leaky=downstream max-size-buffers=0 max-size-bytes=0 max-size-time=1000000000 ! \
              mstgansr name=sr model-location={} scale=4 execution-provider=cpu threads=1 late-frames={policy} ! \
              queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! fakesink sync=true",
             fixture("fixture-x4-t5.onnx")
-        ))
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-        let sr = pipeline.by_name("sr").unwrap();
+        ));
         pipeline.set_state(gst::State::Playing).unwrap();
         // the warm-up at caps time runs two inferences first: leave time after it
         std::thread::sleep(Duration::from_secs(4));
@@ -688,13 +680,18 @@ fn interlaced_input_is_refused_with_a_reason() {
 /// seconds per frame on a CPU, so a stop or a flush lands inside the first frame. Enough frames
 /// that some are left after a flush during the first (a T=7 window waits for 4).
 fn slow_tiled_pipeline() -> (gst::Pipeline, gst::Element) {
-    let p = gst::parse::launch(
+    launch(
         "videotestsrc pattern=smpte num-buffers=12 ! video/x-raw,format=RGB,width=640,height=360,framerate=25/1 \
          ! mstgansr name=sr scale=4 variant=fidelity tile-size=64 ! fakesink sync=false",
     )
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+}
+
+/// A pipeline from a gst-launch description, and its element named `sr`.
+fn launch(description: &str) -> (gst::Pipeline, gst::Element) {
+    let p = gst::parse::launch(description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
     let sr = p.by_name("sr").unwrap();
     (p, sr)
 }
