@@ -80,7 +80,7 @@ pub enum Judgement {
     Drop,
 }
 
-/// A processed window, in batch order; [`Upscaler::output`] reads the frame of the first two.
+/// A processed window, in batch order; [`Upscaler::output`] reads its frame unless dropped.
 pub struct Done<M> {
     pub window: Ready<M>,
     pub outcome: Judgement,
@@ -291,11 +291,6 @@ impl<M> Upscaler<M> {
         self.runs.batch_ready(self.plan.batch)
     }
 
-    /// The next windows to run together: a full batch, or what is left at the end of a run.
-    pub fn take_batch(&mut self) -> Option<Vec<Ready<M>>> {
-        self.runs.take_batch(self.plan.batch)
-    }
-
     /// The next batch, each window judged by `judge` before any runs: the inferred windows
     /// run as one batch, the late ones are resized or dropped. Returns the windows with their
     /// outcomes in order (`None`: no batch is ready); [`Upscaler::output`] reads the frames.
@@ -303,7 +298,8 @@ impl<M> Upscaler<M> {
         &mut self,
         mut judge: impl FnMut(&Ready<M>) -> Judgement,
     ) -> Result<Option<Vec<Done<M>>>, EngineError> {
-        let Some(batch) = self.take_batch() else {
+        // a full batch, or what is left at the end of a run
+        let Some(batch) = self.runs.take_batch(self.plan.batch) else {
             return Ok(None);
         };
         let done: Vec<Done<M>> = batch
@@ -321,17 +317,18 @@ impl<M> Upscaler<M> {
         self.run(&infer)?;
         let (w, h) = self.size();
         let s = self.scale();
-        let mut next = (infer.len(), 0);
+        // the inferred frames are outputs[..n] in run order; resized ones go after them
+        let (mut inferred, mut resized) = (0, infer.len());
         self.slots.clear();
         for d in &done {
             let slot = match d.outcome {
                 Judgement::Infer => {
-                    next.1 += 1;
-                    Some(next.1 - 1)
+                    inferred += 1;
+                    Some(inferred - 1)
                 }
                 Judgement::Resize => {
-                    let i = next.0;
-                    next.0 += 1;
+                    let i = resized;
+                    resized += 1;
                     if self.outputs.len() <= i {
                         self.outputs.resize_with(i + 1, Vec::new);
                     }

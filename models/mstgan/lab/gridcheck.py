@@ -25,10 +25,16 @@ def phase_range(path: str, noise: float, size: int = 48) -> float:
     x = np.full((3, size, size), 0.5, np.float32)
     x = np.clip(x + rng.normal(0, noise, x.shape).astype(np.float32), 0, 1)
     y = s.run(None, {"frames": np.repeat(x[None, None], t, 1)})[0][0]
-    m = 4 * scale  # leave out the border, where padding differs
+    return phase_spread(y, scale, 4)
+
+
+def phase_spread(y: np.ndarray, scale: int, border: int) -> float:
+    """Range of the scale x scale phase means of an output ``[3, sH, sW]``, in code values,
+    ``border`` LR pixels in from the edges (where padding differs)."""
+    m = border * scale
     g = y.mean(0)[m:-m, m:-m]
     phases = [g[i::scale, j::scale].mean() for i in range(scale) for j in range(scale)]
-    return (max(phases) - min(phases)) * 255
+    return float(max(phases) - min(phases)) * 255
 
 
 def main(argv=None) -> int:
