@@ -46,7 +46,7 @@ def test_equalised_sub_pixel_convolutions_keep_a_flat_input_flat():
     assert all(torch.equal(a, b) for a, b in zip(before, plain.parameters()))
 
 
-@pytest.mark.parametrize("name", ["mstgan-x4-perceptual", "mstgan-x4-real"])
+@pytest.mark.parametrize("name", ["mstgan-x4-perceptual", "mstgan-x4-real", "mstgan-x4-fidelity"])
 @pytest.mark.parametrize("precision", ["", "-int8"])
 def test_shipped_x4_models_have_no_dot_grid(name, precision):
     f = MODELS / f"{name}{precision}.onnx"

@@ -145,6 +145,30 @@ def test_device_sampler_cuts_matching_clips():
     assert (first_last > 0).any() and (first_last < 0).any()
 
 
+def test_texture_tries_draw_crops_from_the_detailed_part_of_a_clip():
+    # left half flat grey, right half noise: uniform crops land in the flat half a fair share of the
+    # time, texture-chosen ones (both samplers) almost never; synthetic clips are not re-drawn
+    s, n_lr, p = 2, 3, 8
+    rng = np.random.default_rng(0)
+    lr = np.full((6, 16, 64, 3), 128, np.uint8)
+    lr[:, :, 32:] = rng.integers(0, 256, size=(6, 16, 32, 3))
+    hr = lr.repeat(s, 1).repeat(s, 2)
+
+    def flat_share(sampler):
+        x, _ = sampler.sample(200)
+        return float((x.flatten(1).std(1) == 0).float().mean())
+
+    seq = D.Sequence("a", hr, lr)
+    uniform = flat_share(D.ClipSampler([seq], s, n_lr, 1, p, seed=3))
+    chosen = flat_share(D.ClipSampler([seq], s, n_lr, 1, p, seed=3, texture_tries=4))
+    on_device = flat_share(D.DeviceClipSampler(D.ClipSampler([seq], s, n_lr, 1, p, seed=3, texture_tries=4), "cpu"))
+    synthetic = flat_share(D.ClipSampler([D.Sequence("b", hr, lr, synthetic=True)], s, n_lr, 1, p, seed=3, texture_tries=4))
+    assert uniform > 0.25 and synthetic > 0.25
+    assert chosen < 0.05 and on_device < 0.05
+    with pytest.raises(ValueError, match="texture_tries"):
+        D.ClipSampler([seq], s, n_lr, 1, p, texture_tries=0)
+
+
 def test_longer_window_lifted_from_a_shorter_one_computes_the_same():
     arch = {**TINY, "n_frames": 3}
     short = MSTGenerator(4, **arch).eval()

@@ -245,10 +245,16 @@ class ClipSampler:
         n_out: consecutive centre outputs supervised (1 in stage 1, >= 2 for temporal losses).
         lr_patch: LR crop size.
         seed: RNG seed (the sampler's state is saved with checkpoints).
+        texture_tries: candidate crops drawn from a real clip, of which the most textured (mean
+            absolute gradient of the centre LR frame) is kept; 1 draws uniformly. Flat walls and
+            sky are most of a video's area but teach little; synthetic clips already start textured.
     """
 
     def __init__(self, sequences: list[Sequence], scale: int, n_lr: int, n_out: int,
-                 lr_patch: int, seed: int = 0, photo_share: float = 0.0):  # fmt: skip
+                 lr_patch: int, seed: int = 0, photo_share: float = 0.0, texture_tries: int = 1):  # fmt: skip
+        if texture_tries < 1:
+            raise ValueError(f"texture_tries must be at least 1, not {texture_tries}")
+        self.texture_tries = texture_tries
         self.seqs = [s for s in sequences if len(s.lr) >= n_lr and min(s.lr.shape[1:3]) >= lr_patch]
         if not self.seqs:
             raise ValueError(f"no sequence has {n_lr} frames of at least {lr_patch}px (LR)")
@@ -262,14 +268,28 @@ class ClipSampler:
         self.weights = w / w.sum()
         self.rng = np.random.default_rng(seed)
 
+    def position(self, seq: Sequence) -> tuple[int, int, int]:
+        """(first frame, y, x) of an LR crop of ``seq``: the most textured of ``texture_tries``
+        uniform draws for real clips, one draw for synthetic ones."""
+        p, rng = self.lr_patch, self.rng
+        best, best_tex = None, -1.0
+        for _ in range(1 if seq.synthetic else self.texture_tries):
+            t0 = int(rng.integers(0, len(seq.lr) - self.n_lr + 1))
+            y = int(rng.integers(0, seq.lr.shape[1] - p + 1))
+            x = int(rng.integers(0, seq.lr.shape[2] - p + 1))
+            if self.texture_tries == 1 or seq.synthetic:
+                return t0, y, x
+            tex = _texture(seq.lr[t0 + self.n_lr // 2, y : y + p, x : x + p])
+            if tex > best_tex:
+                best, best_tex = (t0, y, x), tex
+        return best
+
     def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         lrs, hrs = [], []
         p, s = self.lr_patch, self.scale
         for _ in range(batch):
             seq = self.seqs[self.rng.choice(len(self.seqs), p=self.weights)]
-            t0 = self.rng.integers(0, len(seq.lr) - self.n_lr + 1)
-            y = self.rng.integers(0, seq.lr.shape[1] - p + 1)
-            x = self.rng.integers(0, seq.lr.shape[2] - p + 1)
+            t0, y, x = self.position(seq)
             idx = np.arange(t0, t0 + self.n_lr)
             if self.rng.random() < 0.5:
                 idx = idx[::-1]  # temporal reversal
@@ -314,9 +334,7 @@ class DeviceClipSampler:
         lrs, hrs = [], []
         for k in rng.choice(len(b.seqs), size=batch, p=b.weights):
             lr, hr = self.lr[k], self.hr[k]
-            t0 = rng.integers(0, lr.shape[0] - n_lr + 1)
-            y = rng.integers(0, lr.shape[1] - p + 1)
-            x = rng.integers(0, lr.shape[2] - p + 1)
+            t0, y, x = b.position(b.seqs[k])
             lrs.append(lr[t0 : t0 + n_lr, y : y + p, x : x + p])
             hrs.append(hr[t0 + off : t0 + off + n_out, y * s : (y + p) * s, x * s : (x + p) * s])
         lr, hr = torch.stack(lrs), torch.stack(hrs)  # [B, K, h, w, 3] uint8

@@ -99,6 +99,20 @@ def choose(table: list[dict], tof_margin: float) -> dict:
     return max(ok, key=lambda r: r["alpha"])
 
 
+def blended(g: MSTGenerator, fid: dict, perc: dict, alpha: float) -> dict:
+    """Loads the blend into ``g`` under the architecture's weight constraints (``phase_dc``: a
+    base from before the constraint leaves the task-arithmetic blend off it) and returns a copy."""
+    g.load_state_dict(blend(fid, perc, alpha))
+    with torch.no_grad():
+        g.equalise_phases()  # a no-op without phase_dc
+    return {k: v.clone() for k, v in g.state_dict().items()}
+
+
+def same_shapes(arch: dict) -> dict:
+    """An architecture's options less the weight constraints, which change no tensor's shape."""
+    return {k: v for k, v in arch.items() if k != "phase_dc"}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fidelity", required=True, help="stage-1 checkpoint")
@@ -115,7 +129,8 @@ def main(argv=None) -> int:
     perc = match_window(fid, perc)
     if args.base:
         base = match_window(fid, torch.load(args.base, map_location="cpu", weights_only=False))
-        if base["options"]["arch"] != perc["options"]["arch"]:
+        # phase_dc is a constraint on the weights, not a shape: the blend is projected below
+        if same_shapes(base["options"]["arch"]) != same_shapes(perc["options"]["arch"]):
             print("error: --base differs in architecture from the perceptual checkpoint", flush=True)
             return 2
         try:
@@ -135,7 +150,7 @@ def main(argv=None) -> int:
     lp = LPIPS("alex")
     table = []
     for a in alphas:
-        g.load_state_dict(blend(fid["ema"], perc["ema"], a))
+        blended(g, fid["ema"], perc["ema"], a)
         row = {"alpha": a, **{k: val_metrics(g, seqs, lp) for k, seqs in groups.items()}}
         table.append(row)
         print(json.dumps(row), flush=True)
@@ -145,7 +160,7 @@ def main(argv=None) -> int:
         print(f"alpha {pick['alpha']}, {k}: PSNR {m['psnr']:.2f}, LPIPS {m['lpips']:.3f}, tOF {m['tof']:.3f}")
     out = {
         "options": opt, "step": perc["step"], "best": perc.get("best"),
-        "ema": blend(fid["ema"], perc["ema"], pick["alpha"]),
+        "ema": blended(g, fid["ema"], perc["ema"], pick["alpha"]),
         "interpolation": {"alpha": pick["alpha"], "fidelity": args.fidelity, "fidelity_step": fid["step"],
                           "perceptual": args.perceptual, "base": args.base, "tof_margin": args.tof_margin, "validation": table},
     }  # fmt: skip

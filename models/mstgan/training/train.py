@@ -42,7 +42,7 @@ DEFAULTS = {
     "val_every": 500, "log_every": 50, "ckpt_every": 500, "select_by": "psnr",
     "init_from": None, "init_flow_from": None, "val_hr_crop": 192, "val_per_seq": 3,
     "divergence_db": 3.0, "divergence_patience": 3, "datapack": None,
-    "photo_share": 0.0, "photo_clips": 12, "device_sampler": False,
+    "photo_share": 0.0, "photo_clips": 12, "device_sampler": False, "texture_tries": 1,
     "degradation": "bi", "real_versions": 2, "real_val_qp": 28,
     "amp_bf16": False, "channels_last": False, "compile": False, "w_grid": 0.0, "w_flat": 0.0,
 }  # fmt: skip
@@ -138,7 +138,8 @@ class Trainer:
             val_seqs = [replace(v, lr=compress_clip(v.lr, opt["real_val_qp"])) for v in val_seqs]
         elif opt["degradation"] != "bi":
             raise ValueError(f"degradation must be 'bi' or 'real', not {opt['degradation']!r}")
-        self.sampler = D.ClipSampler(train_seqs, s, t + n_out - 1, n_out, opt["lr_patch"], seed, opt["photo_share"])
+        self.sampler = D.ClipSampler(train_seqs, s, t + n_out - 1, n_out, opt["lr_patch"], seed, opt["photo_share"],
+                                      opt["texture_tries"])  # fmt: skip
         if opt["device_sampler"]:
             self.sampler = D.DeviceClipSampler(self.sampler, self.device)
         # a GPU step must not wait for the CPU to read its losses: check and read them every
