@@ -46,6 +46,23 @@ def test_equalised_sub_pixel_convolutions_keep_a_flat_input_flat():
     assert all(torch.equal(a, b) for a, b in zip(before, plain.parameters()))
 
 
+def test_task_arithmetic_blend_on_a_base_from_before_the_projection_stays_projected():
+    from mstgan.training.interpolate import blend, blended, same_shapes, transplant
+
+    fid, perc = _randomised(True, 1), _randomised(True, 2)
+    for g in (fid, perc):
+        g.equalise_phases()
+    base = _randomised(False, 3)
+    moved = transplant(fid.state_dict(), perc.state_dict(), base.state_dict())
+    plain = _randomised(False, 4)
+    plain.load_state_dict(blend(fid.state_dict(), moved, 0.7))
+    assert _phase_spread(plain) > 0.5, "the base's grid comes along with an unprojected blend"
+    g = _randomised(True, 4)
+    blended(g, fid.state_dict(), moved, 0.7)
+    assert _phase_spread(g) < 0.01
+    assert same_shapes({"n_frames": 7, "phase_dc": True}) == same_shapes({"n_frames": 7})
+
+
 @pytest.mark.parametrize("name", ["mstgan-x4-perceptual", "mstgan-x4-real", "mstgan-x4-fidelity"])
 @pytest.mark.parametrize("precision", ["", "-int8"])
 def test_shipped_x4_models_have_no_dot_grid(name, precision):

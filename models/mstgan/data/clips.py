@@ -271,18 +271,13 @@ class ClipSampler:
     def position(self, seq: Sequence) -> tuple[int, int, int]:
         """(first frame, y, x) of an LR crop of ``seq``: the most textured of ``texture_tries``
         uniform draws for real clips, one draw for synthetic ones."""
-        p, rng = self.lr_patch, self.rng
-        best, best_tex = None, -1.0
-        for _ in range(1 if seq.synthetic else self.texture_tries):
-            t0 = int(rng.integers(0, len(seq.lr) - self.n_lr + 1))
-            y = int(rng.integers(0, seq.lr.shape[1] - p + 1))
-            x = int(rng.integers(0, seq.lr.shape[2] - p + 1))
-            if self.texture_tries == 1 or seq.synthetic:
-                return t0, y, x
-            tex = _texture(seq.lr[t0 + self.n_lr // 2, y : y + p, x : x + p])
-            if tex > best_tex:
-                best, best_tex = (t0, y, x), tex
-        return best
+        p, rng, c = self.lr_patch, self.rng, self.n_lr // 2
+        draws = [(int(rng.integers(0, len(seq.lr) - self.n_lr + 1)), int(rng.integers(0, seq.lr.shape[1] - p + 1)),
+                  int(rng.integers(0, seq.lr.shape[2] - p + 1)))
+                 for _ in range(1 if seq.synthetic else self.texture_tries)]  # fmt: skip
+        if len(draws) == 1:
+            return draws[0]
+        return max(draws, key=lambda d: _texture(seq.lr[d[0] + c, d[1] : d[1] + p, d[2] : d[2] + p]))
 
     def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         lrs, hrs = [], []
