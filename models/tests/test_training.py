@@ -284,3 +284,20 @@ def test_stage2_step_with_the_grid_penalties_logs_them(tmp_path, shared_data):
     logs = tr.train_step()
     for k in ("grid", "flat"):
         assert k in logs and np.isfinite(float(logs[k])) and float(logs[k]) >= 0, logs
+
+
+def test_l2_pixel_loss_trains_without_the_perceptual_network(tmp_path, shared_data):
+    from mstgan.training.train import pixel_loss
+
+    with pytest.raises(ValueError, match="pixel_loss must be"):
+        pixel_loss("l1", 1.0)
+    pred, target = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.1)
+    assert float(pixel_loss("l2", 2.0)(pred, target)) == pytest.approx(2 * 0.01)
+    tr = make(tmp_path, shared_data, stage=1, pixel_loss="l2", w_pixel=16.0, w_perceptual=0.0)
+    fixed_batch(tr)
+    # with no weight the VGG network must not run at all (it dominates a CPU step)
+    tr.perceptual.forward = lambda *a: pytest.fail("LPIPS-VGG ran with w_perceptual 0")
+    first = tr.train_step()["pixel"]
+    for _ in range(25):
+        last = tr.train_step()["pixel"]
+    assert last < 0.8 * first, (first, last)

@@ -21,6 +21,17 @@ class CharbonnierLoss(nn.Module):
         return self.weight * torch.sqrt((pred - target) ** 2 + self.eps**2).mean()
 
 
+class MSELoss(nn.Module):
+    """Weighted mean squared error."""
+
+    def __init__(self, weight: float = 1.0):
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.weight * ((pred.float() - target.float()) ** 2).mean()
+
+
 class PerceptualLoss(nn.Module):
     """LPIPS-VGG distance, on at most ``max_items`` images of the batch (VGG is costly on CPU)."""
 

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from mstgan.data import clips as D
 from mstgan.archs.mstgan_arch import ResBlock, TemporalDiscriminator, generator_from_options
-from mstgan.losses.video_losses import CharbonnierLoss, FlowRegularisation, GANLoss, PerceptualLoss, PhaseGridLoss, TemporalLoss, flow_consistency
+from mstgan.losses.video_losses import CharbonnierLoss, FlowRegularisation, GANLoss, MSELoss, PerceptualLoss, PhaseGridLoss, TemporalLoss, flow_consistency
 from mstgan.losses.lpips import LPIPS
 from mstgan.metrics.video_metrics import psnr_y
 from mstgan.paths import CACHE, MODELS
@@ -45,7 +46,18 @@ DEFAULTS = {
     "photo_share": 0.0, "photo_clips": 12, "device_sampler": False, "texture_tries": 1,
     "degradation": "bi", "real_versions": 2, "real_val_qp": 28,
     "amp_bf16": False, "channels_last": False, "compile": False, "w_grid": 0.0, "w_flat": 0.0,
+    "pixel_loss": "charbonnier",
 }  # fmt: skip
+
+
+def pixel_loss(kind: str, weight: float) -> nn.Module:
+    """Charbonnier (robust, the default) or L2: PSNR is an L2 measure, so a converged model is
+    fine-tuned on L2 to move its output from the conditional median towards the mean."""
+    if kind == "charbonnier":
+        return CharbonnierLoss(weight)
+    if kind == "l2":
+        return MSELoss(weight)
+    raise ValueError(f"pixel_loss must be 'charbonnier' or 'l2', got {kind!r}")
 
 
 class TrainingDiverged(RuntimeError):
@@ -160,7 +172,7 @@ class Trainer:
         self.fwd = self.G
         self.set_speed(opt["amp_bf16"], opt["channels_last"], opt["compile"])
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=opt["lr_g"], betas=(0.9, 0.99))
-        self.pixel = CharbonnierLoss(opt["w_pixel"])
+        self.pixel = pixel_loss(opt["pixel_loss"], opt["w_pixel"])
         self.perceptual = PerceptualLoss(opt["w_perceptual"], "vgg", opt["perceptual_items"]).to(self.device)
         self.flow_reg = FlowRegularisation(opt["w_flow_photo"], opt["w_flow_smooth"])
         self.grid = PhaseGridLoss(opt["w_grid"], opt["scale"])
@@ -279,7 +291,7 @@ class Trainer:
         logs = {"lr": self._set_lr()}
         # LPIPS-VGG dominates a CPU step: optionally apply it every k-th step with k times the weight
         every = max(1, opt["perceptual_every"])
-        use_perc = self.step % every == 0
+        use_perc = opt["w_perceptual"] > 0 and self.step % every == 0
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.amp_bf16):
             losses, sr, noise = self._losses(lr_in, hr, t, every, use_perc)
         total = sum(v.float() for v in losses.values())
