@@ -51,8 +51,7 @@ DEFAULTS = {
 
 
 def pixel_loss(kind: str, weight: float) -> nn.Module:
-    """Charbonnier (robust, the default) or L2: PSNR is an L2 measure, so a converged model is
-    fine-tuned on L2 to move its output from the conditional median towards the mean."""
+    """Charbonnier (robust, the default) or L2 (the conditional mean: what PSNR rewards)."""
     if kind == "charbonnier":
         return CharbonnierLoss(weight)
     if kind == "l2":
