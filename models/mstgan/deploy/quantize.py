@@ -1,8 +1,8 @@
 """INT8 static post-training quantisation (QDQ, per-channel weights) of an exported generator.
 
-Calibrated on LR windows from the validation split. The per-frame feature extractor, the last
-convolutions of each output head and the bicubic skip stay in float: quantising them costs
-visible quality for little speed. The flow estimator is int8 (it costs 0.004 dB on Vid4 x4).
+Calibrated on LR windows from the validation split. The per-frame feature extractor, the
+upsampler's last convolution, the detail-refinement module and the bicubic skip stay in float:
+quantising them costs visible quality for little speed. The flow estimator is int8 (it costs 0.004 dB on Vid4 x4).
 
     python -m mstgan.deploy.quantize --model mstgan-x4-fidelity.onnx --out mstgan-x4-fidelity-int8.onnx
 """
@@ -33,9 +33,10 @@ from mstgan.deploy.export import fusion_inputs, read_metadata, set_metadata, spl
 # The flow estimator is int8 (2026-12-03): Vid4 x4 -0.004 dB against the float-flow file, and
 # on OpenVINO it takes the element's x4 INT8 from 1.61x to 1.87x FP32's steady speed (its fusion graph
 # is then int8 convolutions from end to end but for the warp; lab/logs/openvino-x4.out).
-# The whole detail-refinement module (~7 % of the FLOPs) is float since stop 42: on the held-out
-# clips it halves what INT8 loses on the x4 fidelity model (0.039 -> 0.019 dB) at INT8's speed
-# (lab/logs/eval-validation-int8-texture8.out); before, only its last convolution was.
+# The whole detail-refinement module (~7 % of the FLOPs) is float since stop 42, not only its
+# last convolution: on a x4 fidelity model, INT8's loss to FP32 0.039 -> 0.019 dB on the held-out
+# clips and 0.038 -> 0.031 on Vid4, speed level within this machine's noise
+# (lab/logs/eval-validation-int8-texture8.out, release-x4-t7-fidelity-texture8{,-refine}.out).
 FLOAT_PREFIXES = ("/g/extractor/", "/g/upsample/upsample.2/", "/g/refine/", "/g/skip/")
 # Per architecture (the model's ``arch`` metadata): the operator types given int8 inputs and
 # outputs (QDQ around them) and how activation ranges are calibrated.
