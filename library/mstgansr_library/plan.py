@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-# frames of context on each side: (T-1)/2 for the largest window shipped (T=7), so every model's
+# frames of context on each side: (T-1)/2 for the largest window shipped (T=9), so every model's
 # window at a chunk's edge sees the frames it sees in an unchunked run
-CONTEXT = 3
+CONTEXT = 4
 
 
 @dataclass(frozen=True)

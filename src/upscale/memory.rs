@@ -12,9 +12,9 @@ use crate::engine::Arch;
 /// Peak memory one inference adds to the process, onnxruntime's arena included, on a `width` x
 /// `height` input with a window of `window` frames. Fitted above what `python -m
 /// mstgan.tools.ort_memory` measures with the element's session options on every shipped file
-/// (`models/lab/logs/ort-memory.out`): the MST network takes ~3,400 B per input pixel at T=5 and
-/// ~5,400 at T=7 on 768 px tiles (its features grow with T; the arena's doubling regions grow the
-/// share at larger tiles), the fast tier ~50 B x scale².
+/// (`models/lab/logs/ort-memory.out`): the MST network takes ~3,400 B per input pixel at T=5,
+/// ~5,700 at T=7 and ~8,500 at T=9 between 384 and 768 px tiles (its features grow with T, and
+/// faster than T: the arena's doubling regions), the fast tier ~50 B x scale².
 pub fn estimated_bytes(
     width: usize,
     height: usize,
@@ -24,7 +24,10 @@ pub fn estimated_bytes(
 ) -> u64 {
     let px = (width * height) as u64;
     let per_px = match arch {
-        Arch::Mst => 800 * window as u64 + 200,
+        Arch::Mst => {
+            let t = window as u64;
+            (50 * t * t + 600 * t).saturating_sub(850).max(1_000)
+        }
         Arch::Fast => 50 * (scale * scale) as u64,
     };
     px * per_px
@@ -145,6 +148,16 @@ pub fn bound(max_memory: u64) -> Option<Limit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_estimate_covers_what_onnxruntime_was_measured_to_take() {
+        // B per LR pixel measured at T = 5 (x2) / 7 / 9 (x4), models/lab/logs/ort-memory.out
+        for (window, measured) in [(5, 3_400), (7, 5_717), (9, 8_503)] {
+            let est = estimated_bytes(768, 768, window, 4, Arch::Mst) / (768 * 768);
+            assert!(est >= measured, "T={window}: {est} < {measured}");
+        }
+        assert!(estimated_bytes(64, 64, 1, 4, Arch::Mst) > 0);
+    }
 
     #[test]
     fn the_user_limit_wins_when_smallest() {
