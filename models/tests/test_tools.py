@@ -162,3 +162,25 @@ def test_openvino_tool_finds_its_onnxruntime_and_sets_it_per_provider(tmp_path):
     assert "ORT_DYLIB_PATH" not in provider_env(base, "cpu", lib)
     ov = provider_env(base, "openvino", lib)
     assert ov["ORT_DYLIB_PATH"] == str(lib) and ov["GST_PLUGIN_PATH"] == "/p"
+
+
+def test_speedpair_times_both_releases_and_names_a_missing_file(tmp_path, capsys):
+    import shutil
+
+    from mstgan.lab.speedpair import main
+    from mstgan.paths import REPO
+
+    fixtures = REPO / "tests" / "fixtures"
+    for label, t in (("old", 5), ("new", 7)):
+        d = tmp_path / label
+        d.mkdir()
+        pairs = [("", ""), ("", "-int8"), (".extractor", ".extractor"), (".fusion", ".fusion"), (".fusion", "-int8.fusion")]
+        for src, dst in pairs:  # FP32 fixtures stand in for the INT8 files: the tool only times them
+            shutil.copy(fixtures / f"fixture-x4-t{t}{src}.onnx", d / f"m{dst}.onnx")
+    assert main(["--old", str(tmp_path / "old"), "--new", str(tmp_path / "new"), "--model", "m", "--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("whole window, old") == 2 and out.count("whole window, new") == 2
+    assert out.count("feature cache, old") == 2 and out.count("feature cache, new") == 2
+    (tmp_path / "new" / "m-int8.fusion.onnx").unlink()
+    assert main(["--old", str(tmp_path / "old"), "--new", str(tmp_path / "new"), "--model", "m"]) == 2
+    assert "m-int8.fusion.onnx is missing" in capsys.readouterr().out

@@ -37,7 +37,8 @@ def main(argv=None) -> int:
     for label, d in [*dirs.items(), *dirs.items()]:
         e, f32, f8 = split_speeds(d / f"{args.model}.extractor.onnx", d / f"{args.model}.fusion.onnx",
                                   d / f"{args.model}-int8.fusion.onnx", args.threads, runs=args.runs)  # fmt: skip
-        print(f"feature cache, {label}: extractor {e * 1000:.1f} ms, fusion FP32 {f32 * 1000:.0f} ms, INT8 {f8 * 1000:.0f} ms")
+        print(f"feature cache, {label}: extractor {e * 1000:.1f} ms, "
+              f"fusion FP32 {f32 * 1000:.0f} ms, INT8 {f8 * 1000:.0f} ms")  # fmt: skip
     return 0
 
 
