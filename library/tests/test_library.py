@@ -54,6 +54,18 @@ def test_chunks_start_at_keyframes_and_carry_their_context():
     assert plan([0], 0, 10) == []
 
 
+def test_context_covers_the_largest_window_shipped():
+    import onnxruntime as ort
+
+    from mstgansr_library.plan import CONTEXT
+
+    parts = (".extractor.onnx", ".fusion.onnx")
+    files = [p for p in (ROOT / "models").glob("mstgan-*.onnx") if not p.name.endswith(parts)]
+    meta = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).get_modelmeta() for p in files]
+    windows = [int(m.custom_metadata_map["window"]) for m in meta]
+    assert len(files) >= 10 and CONTEXT >= (max(windows) - 1) // 2, (CONTEXT, max(windows))
+
+
 def test_chunked_output_equals_the_unchunked_run_with_audio(tmp_path):
     clip = tmp_path / "in" / "clip.mp4"
     clip.parent.mkdir()
