@@ -6,7 +6,7 @@
 
 IN: video files or folders (searched recursively for common video extensions). Each file is
 split at keyframes into chunks of at least --chunk-seconds; each chunk is upscaled with (T-1)/2
-frames of context on both sides that the element sees but that are not written, so the joined
+frames of context on both sides (T: the largest bundled window, or --model's own) that the element sees but that are not written, so the joined
 file equals an unchunked run. Chunks run as Ray tasks: a local Ray is started unless --address
 names a cluster. The output is H.264 as upscale_file writes it: High (4:2:0, 8-bit), High 10 for
 a source deeper than 8 bits, High 4:4:4 with --chroma 444. The joined file keeps the source's
@@ -45,6 +45,22 @@ def inputs(paths: list[str]) -> list[Path]:
     return out
 
 
+def model_window(path: str) -> int:
+    """The window (frames per output) an ONNX file declares, as the element reads it; a file the
+    element would refuse is refused here, before any cluster starts."""
+    import onnxruntime as ort
+
+    try:
+        meta = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_modelmeta()
+    except Exception as e:  # onnxruntime's own message says what is wrong with the file
+        raise ValueError(f"--model {path}: not a loadable ONNX file: {str(e).strip().splitlines()[0]}") from e
+    window = meta.custom_metadata_map.get("window", "")
+    if not window.isdigit() or int(window) < 1 or int(window) % 2 == 0:
+        raise ValueError(f"--model {path}: no odd 'window' in its metadata ({window or 'none'}): "
+                         "export it with python -m mstgan.deploy.export (in models/)")  # fmt: skip
+    return int(window)
+
+
 def write_json(path: Path, data: dict) -> None:
     """Atomically: a reader (or a rerun after a kill) sees the old or the new file, never half."""
     tmp = path.with_name(path.name + ".tmp")
@@ -55,7 +71,7 @@ def write_json(path: Path, data: dict) -> None:
 class Job:
     """One file: its chunks, its manifest, its output."""
 
-    def __init__(self, src: Path, video: Video, args, element: str):
+    def __init__(self, src: Path, video: Video, args, element: str, context: int):
         self.src, self.video = src, video
         self.out = Path(args.out) / (src.stem + ".mp4")
         settings = {"element": element, "quantizer": args.quantizer, "chunk_seconds": args.chunk_seconds,
@@ -65,7 +81,7 @@ class Job:
         self.dir = Path(args.out) / STATE / f"{src.stem}-{key.hexdigest()[:10]}"
         self.dir.mkdir(parents=True, exist_ok=True)
         min_frames = max(1, round(args.chunk_seconds * float(video.fps)))
-        self.chunks = planning.plan(video.keyframes, video.n_frames, min_frames)
+        self.chunks = planning.plan(video.keyframes, video.n_frames, min_frames, context)
         self.manifest_path = self.dir / "manifest.json"
         self.manifest = {"source": str(src), "settings": settings, "chunks": {}, "failed": {}}
         if self.manifest_path.exists():
@@ -140,6 +156,10 @@ def main(argv=None) -> int:
         ap.error("--chunk-seconds must be positive")
     if args.model and not Path(args.model).is_file():
         ap.error(f"--model {args.model}: no such file")
+    try:
+        context = planning.context_for(model_window(args.model) if args.model else None)
+    except ValueError as e:
+        ap.error(str(e))
     files = inputs(args.inputs)
     missing = [f for f in files if not f.exists()]
     if missing:
@@ -162,7 +182,7 @@ def main(argv=None) -> int:
             failed[str(f)] = str(e)
             print(f"skipped: {e}", file=sys.stderr)
             continue
-        job = Job(f, video, args, element)
+        job = Job(f, video, args, element, context)
         if job.out.exists():
             skipped.append(str(f))
             print(f"{f}: {job.out} exists, left as it is", file=sys.stderr)

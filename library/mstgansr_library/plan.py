@@ -10,6 +10,12 @@ from dataclasses import asdict, dataclass
 CONTEXT = 4
 
 
+def context_for(window: int | None) -> int:
+    """Context for a model of ``window`` frames (a user's ``--model``); the bundled ones need at
+    most ``CONTEXT``."""
+    return CONTEXT if window is None else max(CONTEXT, (window - 1) // 2)
+
+
 @dataclass(frozen=True)
 class Chunk:
     index: int

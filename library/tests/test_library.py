@@ -66,6 +66,33 @@ def test_context_covers_the_largest_window_shipped():
     assert len(files) >= 10 and CONTEXT >= (max(windows) - 1) // 2, (CONTEXT, max(windows))
 
 
+def test_a_user_model_gets_the_context_its_window_needs():
+    from mstgansr_library.plan import CONTEXT, context_for
+
+    assert context_for(None) == CONTEXT and context_for(3) == CONTEXT
+    assert context_for(2 * CONTEXT + 5) == CONTEXT + 2
+    chunks = plan([0, 10, 20], 30, 10, context_for(2 * CONTEXT + 5))
+    assert chunks[1].lead == CONTEXT + 2 and chunks[1].read_to == 20 + CONTEXT + 2
+
+
+def test_a_model_the_element_would_refuse_is_refused_before_any_work(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, 1, audio=False)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not an onnx file")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    bare = tmp_path / "bare.onnx"
+    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])), bare)
+    for model, says in ((junk, "not a loadable ONNX file"), (bare, "no odd 'window' in its metadata")):
+        r = library([str(clip), "--out", str(tmp_path / "out"), "--model", str(model)])
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_chunked_output_equals_the_unchunked_run_with_audio(tmp_path):
     clip = tmp_path / "in" / "clip.mp4"
     clip.parent.mkdir()
