@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-# frames of context on each side: (T-1)/2 for the largest window shipped (T=9), so every model's
+# frames of context on each side: (T-1)/2 for the largest window shipped (T=11), so every model's
 # window at a chunk's edge sees the frames it sees in an unchunked run
-CONTEXT = 4
+CONTEXT = 5
 
 
 def context_for(window: int | None) -> int:
