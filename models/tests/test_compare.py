@@ -122,6 +122,24 @@ def test_a_run_of_one_scale_keeps_the_others_with_their_machine(tmp_path):
     assert C.merge_previous(tmp_path / "none.json", new, [4]) == new
 
 
+def test_a_run_of_some_methods_keeps_the_others_in_place_and_marks_their_runs(tmp_path):
+    avg = {"psnr": 25.0, "ssim": 0.7, "lpips": 0.3, "tof": 0.3, "tlp": 1.0}
+    row = lambda name, inp, machine: {"name": name, "label": name, "scale": 4, "input": inp, "average": avg,  # noqa: E731
+                                      "fps": 5.0, "peak_mib": 200, "machine": machine, "date": "2026-12-07"}
+    prev = tmp_path / "results.json"
+    before = [row(n, i, "Intel") for i in ("BI", "QP 24") for n in ("a", "real", "b")]
+    before.append(dict(row("a", "BI", "Intel"), scale=2))
+    prev.write_text(json.dumps({"meta": {"machine": "Intel", "date": "2026-12-07"}, "results": before}))
+    new = [row("real", "BI", "AMD"), row("real", "QP 24", "AMD")]
+    merged = C.merge_previous(prev, new, [4], only=["real"])
+    assert [(r["scale"], r["name"], r["input"], r["machine"]) for r in merged] == [
+        (4, "a", "BI", "Intel"), (4, "real", "BI", "AMD"), (4, "b", "BI", "Intel"),
+        (4, "a", "QP 24", "Intel"), (4, "real", "QP 24", "AMD"), (4, "b", "QP 24", "Intel"), (2, "a", "BI", "Intel")]  # fmt: skip
+    table = C.summary_table(merged, 4)
+    assert "| a [1] |" in table and "| real [2] |" in table and "[2] AMD, 2026-12-07" in table
+    assert "[" not in C.summary_table(merged, 2)
+
+
 def test_missing_data_names_the_folder(tmp_path):
     with pytest.raises(C.CompareError, match="Vid4 not found"):
         C.load_clips(tmp_path / "nowhere", 4, ["calendar"], tmp_path)

@@ -363,25 +363,38 @@ class Pictures:
         return paths
 
 
+def run_marks(rows: list[dict]) -> tuple[list[str], list[str]]:
+    """A " [k]" after each row's label and a "[k] machine, date" line per run, where the rows come
+    from more than one run (methods re-run alone with --only): frames/s do not compare across runs."""
+    run_of = [(r.get("machine", "?"), r.get("date", "?")) for r in rows]
+    runs = list(dict.fromkeys(run_of))
+    if len(runs) < 2:
+        return [""] * len(rows), []
+    return [f" [{runs.index(k) + 1}]" for k in run_of], [f"[{i}] {m}, {d}" for i, (m, d) in enumerate(runs, 1)]
+
+
 def scatter(results: list[dict], scale: int, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in results if r["scale"] == scale]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    rows = [r for r in results if r["scale"] == scale and r.get("input", "BI") == "BI"]
+    marks, notes = run_marks(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4 if notes else 4))
     colours = {"classic": "tab:grey", "peer": "tab:orange", "mstgansr": "tab:blue"}
     for ax, key, better in ((axes[0], "psnr", "higher"), (axes[1], "lpips", "lower")):
-        for r in rows:
+        for r, mark in zip(rows, marks):
             ax.scatter(r["fps"], r["average"][key], c=colours[r["family"]], s=36)
-            ax.annotate(r["label"], (r["fps"], r["average"][key]), fontsize=7, xytext=(4, 2), textcoords="offset points")
+            ax.annotate(r["label"] + mark, (r["fps"], r["average"][key]), fontsize=7, xytext=(4, 2), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel("pipeline frames/s (log), 2-core CPU")
         ax.set_ylabel(f"{key.upper()} ({better} is better)")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Vid4 x{scale}: quality vs speed through GStreamer")
-    fig.tight_layout()
+    fig.suptitle(f"Vid4 x{scale} (BI input): quality vs speed through GStreamer")
+    if notes:
+        fig.text(0.01, 0.01, "   ".join(notes), fontsize=7)
+    fig.tight_layout(rect=(0, 0.05 if notes else 0, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -399,11 +412,14 @@ def _fmt(v, nd):
 def summary_table(results: list[dict], scale: int, source: str = "BI") -> str:
     rows = [r for r in results if r["scale"] == scale and r.get("input", "BI") == source]
     cols = [c for c in COLS if c[0] in rows[0]["average"]]
+    marks, notes = run_marks(rows)
     head = "| method | " + " | ".join(c[1] for c in cols) + " | frames/s | peak MiB |"
     lines = [head, "|" + "---|" * (len(cols) + 3)]
-    for r in rows:
+    for r, mark in zip(rows, marks):
         vals = " | ".join(_fmt(r["average"].get(k), nd) for k, _, nd in cols)
-        lines.append(f"| {r['label']} | {vals} | {r['fps']:.2f} | {r['peak_mib']:.0f} |")
+        lines.append(f"| {r['label']}{mark} | {vals} | {r['fps']:.2f} | {r['peak_mib']:.0f} |")
+    if notes:
+        lines += [""] + notes
     return "\n".join(lines)
 
 
@@ -471,17 +487,24 @@ def update_readme(readme: Path, results: list[dict], scale: int = 4) -> None:
 
 
 # ---- main ----------------------------------------------------------------------------------------
-def merge_previous(prev: Path, results: list[dict], scales: list[int]) -> list[dict]:
+def merge_previous(prev: Path, results: list[dict], scales: list[int], only: list[str] | None = None) -> list[dict]:
     """``results`` with the earlier run's results of the scales this run did not redo (a run per
-    scale is allowed), each keeping the machine and date it was measured on."""
+    scale is allowed), each keeping the machine and date it was measured on. With ``only``, the
+    earlier rows of a redone scale stay too, in their places, and only the methods run again
+    replace theirs."""
     if not prev.exists():
         return results
     before = json.loads(prev.read_text())
-    kept = [r for r in before["results"] if r["scale"] not in scales]
-    for r in kept:  # files written before each result carried its own machine and date
+    for r in before["results"]:  # files written before each result carried its own machine and date
         r.setdefault("machine", before["meta"]["machine"])
         r.setdefault("date", before["meta"]["date"])
-    return sorted(kept + results, key=lambda r: -r["scale"])
+    if not only:
+        kept = [r for r in before["results"] if r["scale"] not in scales]
+        return sorted(kept + results, key=lambda r: -r["scale"])
+    key = lambda r: (r["scale"], r["name"], r.get("input", "BI"))  # noqa: E731
+    new = {key(r): r for r in results}
+    merged = [new.pop(key(r), r) for r in before["results"]]
+    return sorted(merged + list(new.values()), key=lambda r: -r["scale"])
 
 
 def plugin_env(plugin_dir: Path | None) -> dict:
@@ -549,8 +572,11 @@ def run(scales: list[int], clips: list[str], vid4: Path, out: Path, threads: int
             for c in data:
                 pics.add(c, "GT", c.gt, scale)
     out.mkdir(parents=True, exist_ok=True)
-    results = merge_previous(out / "results.json", results, scales)
-    pictures = pics.save(out / "compare") if 4 in scales else sorted((out / "compare").glob("*-*.png"))
+    results = merge_previous(out / "results.json", results, scales, only)
+    # a run of some methods (--only) keeps the earlier pictures, drawn from every pictured method
+    redraw = 4 in scales and not (only and any((out / "compare").glob("crops-*.png")))
+    (out / "compare").mkdir(parents=True, exist_ok=True)
+    pictures = pics.save(out / "compare") if redraw else sorted((out / "compare").glob("*-*.png"))
     pictures = [p for p in pictures if not p.name.startswith("quality-speed")]
     plots = [scatter(results, s, out / "compare" / f"quality-speed-x{s}.png") for s in sorted({r["scale"] for r in results})]
     meta = {"machine": host, "threads": threads, "commit": head, "date": today,
