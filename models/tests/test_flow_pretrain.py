@@ -55,11 +55,12 @@ def test_pretraining_steps_reduce_the_loss(tmp_path):
     opt = torch.optim.Adam(net.parameters(), 5e-3)
     ref, nbr, teacher = sampler.sample(8)
     first = None
-    for _ in range(80):
+    # past the early plateau some CPUs show (on an AMD EPYC the loss falls only after ~90 steps)
+    for _ in range(160):
         loss = sum(pretrain_loss(net(ref, nbr), teacher, ref, nbr, 0.1, 1.0, 0.01).values())
         first = first if first is not None else float(loss)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < 0.8 * first
+    assert float(loss) < 0.75 * first
     assert [t.shape[-1] for t in teacher_pyramid(teacher, 3)] == [32, 16, 8]
