@@ -8,8 +8,9 @@ IN: video files or folders (searched recursively for common video extensions). E
 split at keyframes into chunks of at least --chunk-seconds; each chunk is upscaled with (T-1)/2
 frames of context on both sides (T: the largest bundled window, or --model's own) that the
 element sees but that are not written, so the joined file equals an unchunked run. Chunks run
-as Ray tasks: a local Ray is started unless --address names a cluster. The output is H.264 as upscale_file writes it: High (4:2:0, 8-bit), High 10 for
-a source deeper than 8 bits, High 4:4:4 with --chroma 444. The joined file keeps the source's
+as Ray tasks: a local Ray is started unless --address names a cluster. The output is H.264 as
+upscale_file writes it: High (4:2:0, 8-bit), High 10 for a source deeper than 8 bits, High
+4:4:4 with --chroma 444. The joined file keeps the source's
 audio and subtitle streams. A manifest per
 file (DIR/.mstgansr-library/) records finished chunks: rerunning the same command after a kill
 redoes only what is missing; a finished output is never rewritten. Needs the mstgansr plugin on
